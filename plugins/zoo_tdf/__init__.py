@@ -1,0 +1,51 @@
+"""TDF: time-distributed fully-connected layers (Choi et al., ISMIR 2020, §3.1).
+
+An MLP over the frequency axis of every frame and channel. In the decoder, where the block receives the
+concatenated skip (2C channels), a 1x1 convolution brings the channels back to C after the MLP, as in the
+authors' TDF U-Net; channels otherwise mix only in the first/last convolutions and the sampling layers.
+"""
+
+from typing import Optional
+
+from torch import Tensor, nn
+
+from zoo_core import BlockContext, BlockType, hookimpl
+from zoo_core.layers import FrequencyMLP
+
+
+class TDFBlock(nn.Module):
+    def __init__(self, ctx: BlockContext, bottleneck_factor: Optional[int], min_units: int, bias: bool, activation: str):
+        super().__init__()
+        # the authors' refactored TDF ties the BatchNorm scale/shift to the same flag as the linear biases
+        self.tdf = FrequencyMLP(
+            ctx.in_channels, ctx.bins, ctx.bins, bottleneck_factor, min_units, bias, bias, activation
+        )
+        self.project = nn.Identity() if ctx.in_channels == ctx.out_channels else nn.Conv2d(
+            ctx.in_channels, ctx.out_channels, 1
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.project(self.tdf(x))
+
+
+def build_tdf(
+    ctx: BlockContext,
+    bottleneck_factor: Optional[int] = 16,
+    min_units: int = 16,
+    bias: bool = False,
+    activation: str = "relu",
+):
+    return TDFBlock(ctx, bottleneck_factor, min_units, bias, activation)
+
+
+@hookimpl
+def register_blocks(register):
+    register(
+        BlockType(
+            name="tdf",
+            build=build_tdf,
+            sampling="frequency",
+            defaults={"bottleneck_factor": 16, "min_units": 16, "bias": False},
+            description="Time-Distributed Fully-connected: a frequency MLP per frame",
+        )
+    )

@@ -1,0 +1,70 @@
+"""TFC-TDF: the paper's best block (Choi et al., ISMIR 2020, §3.4).
+
+``y = TFC(x); out = y + TDF(y)``: dense 2-D convolutions, then a residual frequency MLP that links distant
+bins of the same frame (harmonics) which small kernels cannot reach.
+"""
+
+from typing import Optional
+
+from torch import Tensor, nn
+
+from zoo_core import BlockContext, BlockType, hookimpl
+from zoo_core.layers import DenseConvStack, FrequencyMLP
+
+
+class TFCTDF(nn.Module):
+    def __init__(
+        self,
+        ctx: BlockContext,
+        layers: int,
+        kernel_t: int,
+        kernel_f: int,
+        bottleneck_factor: Optional[int],
+        min_units: int,
+        bias: bool,
+        norm_affine: bool,
+        activation: str,
+    ):
+        super().__init__()
+        c = ctx.out_channels
+        self.tfc = DenseConvStack(ctx.in_channels, c, layers, kernel_f, kernel_t, activation=activation)
+        self.tdf = FrequencyMLP(c, ctx.bins, ctx.bins, bottleneck_factor, min_units, bias, norm_affine, activation)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.tfc(x)
+        return x + self.tdf(x)
+
+
+def build_tfc_tdf(
+    ctx: BlockContext,
+    layers: int = 5,
+    kernel_t: int = 3,
+    kernel_f: int = 3,
+    bottleneck_factor: Optional[int] = 16,
+    min_units: int = 16,
+    bias: bool = True,
+    norm_affine: bool = True,
+    activation: str = "relu",
+):
+    return TFCTDF(ctx, layers, kernel_t, kernel_f, bottleneck_factor, min_units, bias, norm_affine, activation)
+
+
+@hookimpl
+def register_blocks(register):
+    register(
+        BlockType(
+            name="tfc-tdf",
+            build=build_tfc_tdf,
+            sampling="time-frequency",
+            defaults={
+                "layers": 5,
+                "kernel_t": 3,
+                "kernel_f": 3,
+                "bottleneck_factor": 16,
+                "min_units": 16,
+                "bias": True,
+                "norm_affine": True,
+            },
+            description="TFC followed by a residual TDF (the paper's best block)",
+        )
+    )

@@ -1,0 +1,83 @@
+"""The intermediate-block interface: what a plugin's builder receives and what it must return.
+
+The U-Net skeleton (``zoo_core.unet``) owns everything outside the blocks: the first and last convolutions,
+down- and up-sampling, and the concatenation skips. At each place where the paper puts an intermediate block
+it asks the block type's builder for a module, passing a `BlockContext`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from torch import nn
+
+from .errors import ConfigError
+
+SAMPLING_SCHEMES = ("frequency", "time-frequency")
+POSITIONS = ("encoder", "middle", "decoder")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class BlockContext:
+    """Where a block sits in the U-Net.
+
+    Tensors entering the block are ``[batch, in_channels, frames, bins]``; the block must return
+    ``[batch, out_channels, frames, bins]``. ``frames`` is the number of frames at this level for the
+    model's training window (convolutional blocks work on any number of frames; it is informative).
+    """
+
+    in_channels: int
+    out_channels: int
+    bins: int
+    frames: int
+    level: int
+    position: str  # "encoder", "middle" or "decoder"
+
+
+Builder = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class BlockType:
+    """A kind of intermediate block a plugin provides.
+
+    name:        registry name, e.g. ``"tfc-tdf"`` (lower case, digits, ``-``, ``_``, ``.``)
+    build:       ``build(ctx: BlockContext, **block_args) -> nn.Module``
+    sampling:    the U-Net sampling it is designed for: ``"frequency"`` (per-frame 1-D convolutions, time
+                 never down-sampled, as the paper's TDC/TDF U-Nets) or ``"time-frequency"`` (strided 2-D
+                 convolutions)
+    defaults:    default ``block_args``; a model entry overrides them
+    description: one line for ``zoo list``/``zoo info``
+    """
+
+    name: str
+    build: Builder
+    sampling: str = "time-frequency"
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    plugin: str = ""  # filled in by the plugin manager
+
+    def validate(self) -> None:
+        """Raise `ConfigError` if this block type cannot be used (a malformed plugin registration)."""
+        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+            raise ConfigError(f"invalid block name {self.name!r}: use lower-case letters, digits, '-', '_', '.'")
+        if not callable(self.build):
+            raise ConfigError(f"block {self.name!r}: build must be callable, got {type(self.build).__name__}")
+        if self.sampling not in SAMPLING_SCHEMES:
+            raise ConfigError(f"block {self.name!r}: sampling must be one of {SAMPLING_SCHEMES}, got {self.sampling!r}")
+        if not isinstance(self.defaults, Mapping):
+            raise ConfigError(f"block {self.name!r}: defaults must be a mapping")
+
+    def create(self, ctx: BlockContext, block_args: Mapping[str, Any]) -> nn.Module:
+        """Build one block and check that the builder kept the interface."""
+        args = {**self.defaults, **block_args}
+        try:
+            module = self.build(ctx, **args)
+        except TypeError as exc:
+            raise ConfigError(f"block {self.name!r} rejected its arguments {sorted(args)}: {exc}") from exc
+        if not isinstance(module, nn.Module):
+            raise ConfigError(f"block {self.name!r} builder returned {type(module).__name__}, not an nn.Module")
+        return module

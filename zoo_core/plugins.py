@@ -1,0 +1,128 @@
+"""Finding and loading plugins: entry points of the group ``svs_zoo.plugins``.
+
+Built-in blocks are found exactly like third-party ones. A plugin that fails to import, has hook
+implementations pluggy rejects, or raises inside a hook is recorded with its error and skipped; the rest load.
+``ZOO_DISABLE_PLUGINS=name,...`` skips plugins by entry-point name.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import pluggy
+
+from . import hookspecs
+
+ENTRY_POINT_GROUP = "svs_zoo.plugins"
+DISABLE_ENV = "ZOO_DISABLE_PLUGINS"
+
+
+@dataclass
+class PluginStatus:
+    name: str
+    distribution: str = ""
+    version: str = ""
+    module: str = ""
+    hooks: list[str] = field(default_factory=list)
+    error: Optional[str] = None  # why it (or part of it) failed to load
+    disabled: bool = False
+
+    @property
+    def loaded(self) -> bool:
+        return not self.disabled and self.error is None
+
+
+def disabled_plugins() -> set[str]:
+    return {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _plugin_entry_points():
+    """(distribution, entry point) pairs, one distribution per name (the first on sys.path wins)."""
+    seen: set[str] = set()
+    for dist in metadata.distributions():
+        dist_name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if dist_name in seen:
+            continue
+        seen.add(dist_name)
+        for ep in dist.entry_points:
+            if ep.group == ENTRY_POINT_GROUP:
+                yield dist, ep
+
+
+class PluginSet:
+    """A pluggy manager plus what happened to each plugin while loading."""
+
+    def __init__(self) -> None:
+        self.manager = pluggy.PluginManager(hookspecs.PROJECT)
+        self.manager.add_hookspecs(hookspecs)
+        self.statuses: dict[str, PluginStatus] = {}
+
+    def add(self, plugin: Any, name: str, distribution: str = "", version: str = "") -> PluginStatus:
+        """Register one plugin object (a module, usually); errors are recorded, not raised."""
+        status = self.statuses.setdefault(name, PluginStatus(name, distribution, version))
+        status.module = getattr(plugin, "__name__", type(plugin).__name__)
+        try:
+            self.manager.register(plugin, name=name)
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            status.error = _one_line(exc)
+        return status
+
+    def load_entry_points(self) -> None:
+        disabled = disabled_plugins()
+        for dist, ep in _plugin_entry_points():
+            status = PluginStatus(ep.name, dist.metadata["Name"], dist.version, ep.value)
+            if ep.name in self.statuses:
+                first = self.statuses[ep.name]
+                status.error = (
+                    f"plugin name {ep.name!r} is also used by {first.distribution} {first.version}; skipped"
+                )
+                self.statuses[f"{ep.name} ({status.distribution})"] = status
+                continue
+            self.statuses[ep.name] = status
+            if ep.name in disabled:
+                status.disabled = True
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # a broken plugin must not stop the others
+                status.error = f"import failed: {_one_line(exc)}"
+                continue
+            self.add(plugin, ep.name, status.distribution, status.version)
+        self._drop_unknown_hooks()
+        for name, status in self.statuses.items():
+            plugin = self.manager.get_plugin(name)
+            if plugin is not None:
+                status.hooks = sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or [])
+
+    def _drop_unknown_hooks(self) -> None:
+        # check_pending raises for the first hook implementation without a specification; unregister that
+        # plugin and look again until everything left is valid.
+        while True:
+            try:
+                self.manager.check_pending()
+                return
+            except pluggy.PluginValidationError as exc:
+                name = self.manager.get_name(exc.plugin)
+                self.manager.unregister(exc.plugin)
+                if name in self.statuses:
+                    self.statuses[name].error = _one_line(exc)
+
+    def call_each(self, hook_name: str, make_register: Callable[[str], Callable[[Any], None]]) -> None:
+        """Call one hook plugin by plugin, each with its own ``register`` callback; isolate failures."""
+        caller = getattr(self.manager.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):  # registration order
+            register = make_register(impl.plugin_name)
+            kwargs = {arg: register for arg in impl.argnames if arg == "register"}
+            try:
+                impl.function(**kwargs)
+            except Exception as exc:
+                status = self.statuses.setdefault(impl.plugin_name, PluginStatus(impl.plugin_name))
+                status.error = f"{hook_name} failed: {_one_line(exc)}"
