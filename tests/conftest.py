@@ -1,0 +1,48 @@
+"""Shared fixtures: the real data in ../shared (MUSDB clip, the authors' original checkpoints)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("ZOO_SHARED_DIR", ROOT.parent / "shared"))
+WEIGHTS_MIRROR = SHARED / "weights" / "ismir2020"
+CLIP = SHARED / "audio" / "The Easton Ellises - Falcon 69.stem.mp4"
+STATE_DICT_REFERENCE = SHARED / "reference" / "original_state_dicts"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real data not available: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return _require(SHARED)
+
+
+@pytest.fixture(scope="session")
+def weights_mirror() -> Path:
+    return _require(WEIGHTS_MIRROR)
+
+
+@pytest.fixture(scope="session")
+def clip_path() -> Path:
+    return _require(CLIP)
+
+
+@pytest.fixture(scope="session")
+def state_dict_reference() -> Path:
+    return _require(STATE_DICT_REFERENCE)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_zoo_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty weights cache unless it sets ZOO_HOME itself."""
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path_factory.mktemp("zoo-home")))
+    monkeypatch.delenv("ZOO_WEIGHTS_MIRROR", raising=False)
+    monkeypatch.delenv("ZOO_DISABLE_PLUGINS", raising=False)

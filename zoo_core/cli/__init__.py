@@ -1,0 +1,77 @@
+"""The ``zoo`` command line.
+
+Each command lives in its own module of this package and is imported only when it runs, so ``zoo list`` does
+not pay for the imports of ``zoo eval``. Errors the user can fix (`ZooError`) print one line and exit
+non-zero; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from ..errors import ZooError
+
+# command name -> "module:attribute" inside zoo_core.cli
+COMMANDS = {
+    "list": "listing:list_command",
+    "info": "listing:info_command",
+    "plugins": "listing:plugins_command",
+    "pull": "weights:pull_command",
+    "import": "weights:import_command",
+    "separate": "separate:separate_command",
+    "eval": "evaluate:eval_command",
+    "demo": "demo:demo_command",
+    "export": "export:export_command",
+    "inspect": "export:inspect_command",
+    "train": "train:train_command",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if self.get_command(ctx, name) is not None]
+
+    def get_command(self, ctx: click.Context, name: str):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        qualified = f"{__name__}.{module_name}"
+        try:
+            module = importlib.import_module(qualified)
+        except ModuleNotFoundError as exc:
+            if exc.name == qualified:  # that command is not part of this build
+                return None
+            raise
+        return getattr(module, attribute)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ZooError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="svs-zoo", prog_name="zoo")
+def main() -> None:
+    """svs-zoo: U-Net singing-voice separation models (Choi et al., ISMIR 2020).
+
+    List the models, pull their weights, separate and evaluate songs, export for C++ deployment, train.
+    """
+
+
+def warn(message: str) -> None:
+    """A warning line on stderr, the same format everywhere."""
+    click.echo(f"warning: {message}", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
