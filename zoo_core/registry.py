@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import functools
+import os
 import re
 import sys
 from dataclasses import dataclass, field, replace
@@ -387,9 +388,14 @@ def build_catalogue(plugins: Optional[PluginSet] = None, registry_files: Iterabl
     return cat
 
 
+def extra_registry_files() -> list[Path]:
+    """Registry files named in ``ZOO_REGISTRY`` (os.pathsep-separated), e.g. a lab's own catalogue."""
+    return [Path(p) for p in os.environ.get("ZOO_REGISTRY", "").split(os.pathsep) if p.strip()]
+
+
 @functools.lru_cache(maxsize=1)
 def get_catalogue() -> Catalogue:
-    return build_catalogue()
+    return build_catalogue(registry_files=extra_registry_files())
 
 
 def reset_catalogue() -> None:

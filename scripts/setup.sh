@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up svs-zoo in ./.venv from a fresh clone: the system tools some features need (installed with apt-get
+# when missing and we are root; otherwise named), then torch and svs-zoo with its test extras.
+#   ffmpeg/ffprobe   museval (zoo eval) imports stempeg, which looks for them at import time
+#   libsndfile, cmake, g++   the example C++ host (examples/cpp_host)
+# TORCH_SPEC overrides the torch requirement (default torch==2.13.0; svs-zoo supports >=2.4,<2.15).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+{ command -v ffmpeg && command -v ffprobe; } >/dev/null || missing+=(ffmpeg)
+[ -e /usr/include/sndfile.h ] || missing+=(libsndfile1-dev)
+command -v cmake >/dev/null || missing+=(cmake)
+command -v g++ >/dev/null || missing+=(g++)
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "setup: please install ${missing[*]} (needed by zoo eval / the C++ host)" >&2
+  fi
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+pip_install() {  # quiet pip; drop this machine's notes about missing local package folders, keep real errors
+  .venv/bin/python -m pip install --quiet "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+pip_install --upgrade pip
+pip_install "${TORCH_SPEC:-torch==2.13.0}" -e ".[test]"
+.venv/bin/python -c "import torch, zoo_core; print(f'svs-zoo {zoo_core.__version__} ready (torch {torch.__version__})')"

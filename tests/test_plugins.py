@@ -1,0 +1,213 @@
+"""Plugins are found through real entry-point metadata; a broken one is reported and skipped."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import zoo_core
+from zoo_core.cli import main
+from zoo_core.errors import PluginError
+from zoo_core.registry import count_parameters, get_catalogue, reset_catalogue
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_PLUGIN = ROOT / "examples" / "third-party-plugin"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_catalogue():
+    reset_catalogue()
+    yield
+    reset_catalogue()
+
+
+def install_fake_plugin(root: Path, dist: str, entry_name: str, module: str, source: str) -> None:
+    """A module plus a dist-info declaring it in svs-zoo's entry-point group, as pip would leave them."""
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[svs_zoo.plugins]\n{entry_name} = {module}\n")
+
+
+@pytest.fixture
+def plugin_dir(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def run_cli(*args: str):
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_builtin_blocks_are_plugins():
+    cat = get_catalogue()
+    assert {"tdf", "tdc", "tfc", "tfc-tdf", "tdc-rnn", "tfc-rnn"} <= set(cat.blocks)
+    for name in ("tdf", "tdc", "tfc", "tfc-tdf", "tdc-rnn", "tfc-rnn"):
+        status = cat.plugins.statuses[name]
+        assert status.distribution == "svs-zoo" and status.loaded
+        assert status.hooks == ["register_blocks"]
+        assert cat.blocks[name].plugin == name
+
+
+def test_core_never_imports_a_block_plugin():
+    code = "import zoo_core, zoo_core.registry, zoo_core.cli, sys; print([m for m in sys.modules if m.startswith('zoo_t')])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_broken_import_is_reported_and_the_rest_load(plugin_dir):
+    install_fake_plugin(plugin_dir, "broken-plugin", "broken", "zoo_broken_plugin", "import no_such_module\n")
+    code, out, err = run_cli("plugins")
+    assert code == 0
+    assert "broken" in out and "import failed" in out and "no_such_module" in out
+    code, out, err = run_cli("list")
+    assert code == 0
+    assert "tfc-tdf-large" in out
+    assert "warning: plugin 'broken' not loaded: import failed" in err
+
+
+def test_malformed_block_is_reported_and_skipped(plugin_dir):
+    install_fake_plugin(plugin_dir, "odd-plugin", "odd", "zoo_odd_plugin", """
+        from zoo_core import BlockType, hookimpl
+        from zoo_core.layers import DenseConvStack
+
+        @hookimpl
+        def register_blocks(register):
+            register(BlockType(name="Bad Name", build=lambda ctx: None))
+            register(BlockType(name="fine", build=lambda ctx: DenseConvStack(ctx.in_channels, ctx.out_channels, 1)))
+            register("not a block")
+    """)
+    cat = get_catalogue()
+    assert "fine" in cat.blocks
+    assert "Bad Name" not in cat.blocks
+    assert "malformed block" in cat.plugins.statuses["odd"].error
+
+
+def test_two_plugins_claiming_one_block_name_is_an_error_naming_both(plugin_dir):
+    install_fake_plugin(plugin_dir, "copycat", "copycat", "zoo_copycat_plugin", """
+        from zoo_core import BlockType, hookimpl
+        from zoo_tdc import build_tdc
+
+        @hookimpl
+        def register_blocks(register):
+            register(BlockType(name="tdc", build=build_tdc, sampling="frequency"))
+    """)
+    with pytest.raises(PluginError, match=r"'tdc'.*plugin 'tdc' \(svs-zoo .*\).*plugin 'copycat' \(copycat 1.0\)"):
+        zoo_core.list_models()
+    code, out, err = run_cli("list")
+    assert code == 2
+    assert err.count("\n") == 1 and "copycat" in err and "ZOO_DISABLE_PLUGINS" in err
+
+
+def test_disable_plugins_environment_variable(monkeypatch):
+    monkeypatch.setenv("ZOO_DISABLE_PLUGINS", "tdc, tdf")
+    cat = get_catalogue()
+    assert "tdc" not in cat.blocks and "tdf" not in cat.blocks
+    assert cat.plugins.statuses["tdc"].disabled
+    assert "tdc-17" not in zoo_core.list_models() and "tfc-tdf-17" in zoo_core.list_models()
+    code, out, err = run_cli("info", "tdc-17")
+    assert code == 2 and "unavailable" in err
+
+
+def test_unknown_hook_is_caught_by_check_pending(plugin_dir):
+    install_fake_plugin(plugin_dir, "typo-plugin", "typo", "zoo_typo_plugin", """
+        from zoo_core import hookimpl
+
+        @hookimpl
+        def register_block(register):  # missing the final "s"
+            pass
+    """)
+    status = get_catalogue().plugins.statuses["typo"]
+    assert "register_block" in status.error and not status.loaded
+    assert get_catalogue().plugins.manager.get_plugin("typo") is None
+
+
+def test_hook_that_raises_is_reported(plugin_dir):
+    install_fake_plugin(plugin_dir, "crashy", "crashy", "zoo_crashy_plugin", """
+        from zoo_core import hookimpl
+
+        @hookimpl
+        def register_models(register):
+            raise RuntimeError("database unreachable")
+    """)
+    status = get_catalogue().plugins.statuses["crashy"]
+    assert status.error == "register_models failed: RuntimeError: database unreachable"
+    assert "tdc-17" in zoo_core.list_models()
+
+
+@pytest.fixture(scope="module")
+def installed_example(tmp_path_factory):
+    """The example plugin installed by pip (real wheel build, real dist-info) into its own folder."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(EXAMPLE_PLUGIN)],
+        check=True, capture_output=True,
+    )
+    return target
+
+
+def _run_with(site: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    return subprocess.run(args, capture_output=True, text=True, env=env)
+
+
+def test_third_party_plugin_appears_everywhere(installed_example):
+    assert (installed_example / "svs_zoo_plain_tfc_tdf-0.1.0.dist-info" / "entry_points.txt").exists()
+    listed = _run_with(installed_example, "zoo", "list", "plain*", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [r["name"] for r in rows] == ["plain-tfc-tdf-small"]
+    assert rows[0]["plugin"] == "plain-tfc-tdf" and rows[0]["block"] == "plain-tfc-tdf"
+    info = _run_with(installed_example, "zoo", "info", "plain-tfc-tdf-small")
+    assert info.returncode == 0 and "plain-tfc-tdf" in info.stdout
+    plugins = _run_with(installed_example, "zoo", "plugins", "--json")
+    entry = [p for p in json.loads(plugins.stdout)["plugins"] if p["name"] == "plain-tfc-tdf"][0]
+    assert entry["distribution"] == "svs-zoo-plain-tfc-tdf" and entry["version"] == "0.1.0"
+    assert entry["hooks"] == ["register_blocks", "register_models"]
+    assert entry["models"] == ["plain-tfc-tdf-small"]
+
+
+def test_third_party_model_builds_scripts_and_runs(installed_example):
+    code = textwrap.dedent("""
+        import json, torch, zoo_core
+        model = zoo_core.create_model("plain-tfc-tdf-small").eval()
+        x = torch.randn(1, 2, 50000)
+        with torch.inference_mode():
+            y = model(x)
+            z = torch.jit.script(model)(x)
+        print(json.dumps({"shape": list(y.shape), "params": zoo_core.count_parameters(model),
+                          "diff": float((y - z).abs().max()), "finite": bool(torch.isfinite(y).all())}))
+    """)
+    done = _run_with(installed_example, sys.executable, "-W", "ignore", "-c", code)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["shape"] == [1, 1, 2, 50000] and result["finite"]
+    assert result["diff"] < 1e-5
+    # 7 blocks of 3 plain 3x3 convs + TDF(F/8, no bias): counted independently from its layer definition
+    assert result["params"] == _plain_tfc_tdf_small_parameters()
+
+
+def _plain_tfc_tdf_small_parameters() -> int:
+    c, total = 24, 0
+    total += 4 * c * 2 + c + 2 * c  # first conv + BN
+    levels = [(1024, "enc"), (512, "enc"), (256, "enc"), (128, "mid"), (256, "dec"), (512, "dec"), (1024, "dec")]
+    for bins, where in levels:
+        cin = 2 * c if where == "dec" else c
+        convs = (cin * c * 9 + c + 2 * c) + 2 * (c * c * 9 + c + 2 * c)
+        units = bins // 8
+        tdf = bins * units + units * bins + 2 * (2 * c)
+        total += convs + tdf
+    total += 6 * (c * c * 4 + c + 2 * c)  # three down- and three up-sampling layers (2x2) + BN
+    total += c * 4 * 2 + 4  # final conv
+    return total
