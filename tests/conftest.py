@@ -42,7 +42,8 @@ def state_dict_reference() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_zoo_home(tmp_path_factory, monkeypatch):
-    """Every test gets its own empty weights cache unless it sets ZOO_HOME itself."""
+    """Every test gets its own empty weights cache and no network, unless it sets them itself."""
     monkeypatch.setenv("ZOO_HOME", str(tmp_path_factory.mktemp("zoo-home")))
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
     monkeypatch.delenv("ZOO_WEIGHTS_MIRROR", raising=False)
     monkeypatch.delenv("ZOO_DISABLE_PLUGINS", raising=False)

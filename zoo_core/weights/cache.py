@@ -1,0 +1,76 @@
+"""Where converted weights live: ``$ZOO_HOME/weights/<model>/<variant>.safetensors``.
+
+``ZOO_HOME`` defaults to the platform's user cache folder. Next to each weights file sit its SHA-256 record
+(``.sha256``, `sha256sum` format) and a lock file that serialises pulls and imports of that variant.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import platformdirs
+
+from ..errors import ZooError
+from ..registry import ModelEntry
+
+_VARIANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+def zoo_home() -> Path:
+    """The cache root: ``$ZOO_HOME``, else the platform's user cache folder for svs-zoo."""
+    configured = os.environ.get("ZOO_HOME")
+    return Path(configured).expanduser() if configured else Path(platformdirs.user_cache_dir("svs-zoo"))
+
+
+def check_variant_name(variant: str) -> str:
+    """Variant names become file names: lower-case letters, digits, '-', '_' and '.' only."""
+    if not _VARIANT_NAME.match(variant):
+        raise ZooError(f"invalid weights variant name {variant!r}: use lower-case letters, digits, '-', '_', '.'")
+    return variant
+
+
+def variant_name(entry: ModelEntry, variant: Optional[str]) -> str:
+    """The given variant name, or the model's default one; a model without released weights is an error."""
+    if variant:
+        return check_variant_name(variant)
+    if entry.default_variant is None:
+        raise ZooError(
+            f"model {entry.name!r} has no released weights; train it or `zoo import` a checkpoint for it"
+        )
+    return entry.default_variant
+
+
+def cached_path(entry: ModelEntry, variant: Optional[str] = None) -> Path:
+    """Path of the converted safetensors file of ``entry:variant`` (it may not exist yet)."""
+    return zoo_home() / "weights" / entry.name / f"{variant_name(entry, variant)}.safetensors"
+
+
+def hash_record_path(weights: Path) -> Path:
+    return weights.with_name(weights.name + ".sha256")
+
+
+def is_cached(entry: ModelEntry, variant: Optional[str] = None) -> bool:
+    """Both the weights file and its hash record exist (whether they agree is checked on load)."""
+    path = cached_path(entry, variant)
+    return path.is_file() and hash_record_path(path).is_file()
+
+
+@contextmanager
+def variant_lock(path: Path) -> Iterator[None]:
+    """Exclusive lock for one cached variant, so concurrent pulls never write the same file at once."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_suffix(".lock"), "a+b")
+    except OSError as exc:
+        raise ZooError(f"cannot write to the weights cache {path.parent}: {exc.strerror}", exit_code=1) from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

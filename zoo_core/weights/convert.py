@@ -1,0 +1,168 @@
+"""The authors' original checkpoints → the state_dict of svs-zoo's ``model.unet``.
+
+The two generations of the authors' code, and our own files:
+
+* ``ismir2020`` (the paper's code): the keys already are ours, except the TDF inside TFC-TDF blocks
+  (``tif.tif.N`` → ``tdf.mlp.N``). Stored as a plain state_dict (format ``state_dict``) or saved from
+  ``nn.DataParallel`` with every key prefixed ``module.`` (format ``dataparallel``).
+* ``lightning`` (the refactored code): a Lightning checkpoint whose ``state_dict`` holds the U-Net under
+  ``spec2spec.`` plus the STFT window. Its U-Net reads ``[B, 4, T, F]`` with channels
+  ``[Re L, Re R, Im L, Im R]`` through (1, 2) first/last kernels; ours reads ``[B, 4, F, T]`` with
+  ``[Re L, Im L, Re R, Im R]`` through (2, 1) kernels, so those two convolutions are transposed and their
+  CaC channels permuted. Both U-Nets see all n_fft/2 + 1 bins (``Dense_UNET_Framework.separate`` feeds them
+  all; the DC-dropping ``separate`` of its base class is overridden).
+* ``svs-zoo``: a safetensors file already in our names (what ``zoo train`` writes); STFT settings, if any,
+  come from its ``stft`` metadata (JSON).
+
+PyTorch files are read with ``torch.load(weights_only=True)``: a file that needs arbitrary unpickling is
+refused, never executed.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors import SafetensorError, safe_open
+from torch import Tensor
+
+from ..errors import ZooError
+
+# our CaC channel i comes from Lightning channel _CAC_FROM_LIGHTNING[i]
+_CAC_FROM_LIGHTNING = [0, 2, 1, 3]
+_LIGHTNING_MODULES = {"downsamplings": "downsampling", "upsamplings": "upsampling", "last_conv": "final_conv"}
+_LIGHTNING_DROPPED = ("stft.stft.window",)  # the STFT window: derived, never a weight
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+
+
+@dataclass(frozen=True)
+class Converted:
+    tensors: dict[str, Tensor]  # in svs-zoo's ``model.unet`` names
+    format: str  # "state_dict", "dataparallel", "lightning" or "safetensors"
+    layout: str  # "ismir2020", "lightning" or "svs-zoo"
+    stft: Mapping[str, Any] = field(default_factory=dict)  # STFT settings the checkpoint records, if any
+
+
+def read_checkpoint(path: Path) -> Converted:
+    """Load an original checkpoint safely and convert it (see the module docstring)."""
+    if _is_safetensors(path):
+        return _from_safetensors(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = _UNSUPPORTED_GLOBAL.search(str(exc))
+        what = f" (it contains {found.group(1)})" if found else ""
+        raise ZooError(
+            f"{path} needs arbitrary unpickling to load{what}, which could run code; svs-zoo refuses it. "
+            "If you trust the file, convert it in a trusted environment: torch.load(path, weights_only=False), "
+            "then torch.save(the state_dict alone) and import that"
+        ) from None
+    except FileNotFoundError:
+        raise ZooError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ZooError(f"{path} is a folder, not a checkpoint file") from None
+    except Exception as exc:  # torch raises many kinds for a damaged or foreign file
+        raise ZooError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    return convert(obj, str(path))
+
+
+def convert(obj: Any, source: str) -> Converted:
+    """Recognise the checkpoint's layout from its contents and convert it; ``source`` names it in errors."""
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        return _from_lightning(obj, source)
+    tensors = _state_dict(obj, source)
+    if tensors and all(key.startswith("module.") for key in tensors):
+        return Converted(_from_ismir2020(_strip(tensors, "module.")), "dataparallel", "ismir2020")
+    return Converted(_from_ismir2020(tensors), "state_dict", "ismir2020")
+
+
+def _is_safetensors(path: Path) -> bool:
+    """safetensors files start with an 8-byte little-endian header size, then the JSON header."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+        return len(head) == 9 and head[8:] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
+    except OSError:
+        return False
+
+
+def _from_safetensors(path: Path) -> Converted:
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise ZooError(f"{path} is not a readable safetensors file ({exc})") from None
+    try:
+        stft = json.loads(metadata["stft"]) if "stft" in metadata else {}
+    except ValueError:
+        stft = None
+    if not isinstance(stft, dict):
+        raise ZooError(f"{path}: its 'stft' metadata is not a JSON object: {metadata['stft']!r}")
+    return Converted(tensors, "safetensors", "svs-zoo", stft)
+
+
+def _state_dict(obj: Any, source: str) -> dict[str, Tensor]:
+    if not isinstance(obj, Mapping):
+        raise ZooError(f"{source} holds a {type(obj).__name__}, not a state_dict or Lightning checkpoint")
+    for key, value in obj.items():
+        if not isinstance(key, str) or not isinstance(value, Tensor):
+            raise ZooError(f"{source} is not a state_dict: entry {key!r} is a {type(value).__name__}, not a tensor")
+    return dict(obj)
+
+
+def _strip(tensors: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    return {key[len(prefix) :] if key.startswith(prefix) else key: value for key, value in tensors.items()}
+
+
+def _rename_tdf(key: str) -> str:
+    return key.replace(".tif.tif.", ".tdf.mlp.")
+
+
+def _from_ismir2020(tensors: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    return {_rename_tdf(key): value for key, value in tensors.items()}
+
+
+def _from_lightning(checkpoint: Mapping[str, Any], source: str) -> Converted:
+    state = _state_dict(checkpoint["state_dict"], source)
+    tensors: dict[str, Tensor] = {}
+    for key, value in state.items():
+        if key in _LIGHTNING_DROPPED:
+            continue
+        if key.startswith("spec2spec."):
+            module, _, rest = key[len("spec2spec.") :].partition(".")
+            key = _rename_tdf(f"{_LIGHTNING_MODULES.get(module, module)}.{rest}")
+        tensors[key] = value  # anything outside spec2spec stays, and strict loading will name it
+    first, last = "first_conv.0.weight", "final_conv.0.weight"
+    if first in tensors:  # [out, in, 1, 2] over (T, F) → [out, in, 2, 1] over (F, T)
+        tensors[first] = _cac_order(tensors[first], dim=1).transpose(2, 3).contiguous()
+    if last in tensors:
+        tensors[last] = _cac_order(tensors[last], dim=0).transpose(2, 3).contiguous()
+    if "final_conv.0.bias" in tensors:
+        tensors["final_conv.0.bias"] = _cac_order(tensors["final_conv.0.bias"], dim=0)
+    return Converted(tensors, "lightning", "lightning", _lightning_stft(checkpoint))
+
+
+def _cac_order(weight: Tensor, dim: int) -> Tensor:
+    """Lightning's [Re L, Re R, Im L, Im R] → our [Re L, Im L, Re R, Im R] along ``dim`` (CaC only)."""
+    if weight.dim() <= dim or weight.shape[dim] != len(_CAC_FROM_LIGHTNING):
+        return weight  # magnitude models have 2 channels [L, R] in both generations
+    return weight.index_select(dim, torch.tensor(_CAC_FROM_LIGHTNING)).contiguous()
+
+
+def _lightning_stft(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """STFT settings from the saved hyper-parameters; the Lightning code always used a centred STFT."""
+    hparams = checkpoint.get("hyper_parameters") or checkpoint.get("hparams") or {}
+    if not isinstance(hparams, Mapping):
+        return {}
+    names = {"n_fft": "n_fft", "hop_length": "hop_length", "num_frame": "frames"}
+    stft: dict[str, Any] = {ours: hparams[theirs] for theirs, ours in names.items()
+                            if isinstance(hparams.get(theirs), int) and not isinstance(hparams.get(theirs), bool)}
+    if stft:
+        stft["center"] = True
+    return stft

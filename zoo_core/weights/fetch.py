@@ -1,0 +1,138 @@
+"""Getting an original checkpoint file: from a mirror folder or the network, verified byte for byte.
+
+``ZOO_WEIGHTS_MIRROR=DIR`` (a folder holding the original file names) replaces the network entirely, for
+tests and offline machines. ``ZOO_OFFLINE=1`` forbids network downloads. A file is written under a temporary
+name and renamed only once its git blob SHA-1 (and SHA-256, where the registry has it) match, so an
+interrupted or corrupted transfer never leaves a file under the final name.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator, Optional
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from ..errors import ZooError
+from ..registry import WeightVariant
+from .hashing import file_digests
+
+TIMEOUT_S = 30
+_CHUNK = 1 << 16
+MIRROR_HINT = "set ZOO_WEIGHTS_MIRROR=DIR to a folder holding the original files"
+
+
+def mirror_dir() -> Optional[Path]:
+    """The configured mirror folder, or None; a setting that is not a folder is an error."""
+    configured = os.environ.get("ZOO_WEIGHTS_MIRROR")
+    if not configured:
+        return None
+    path = Path(configured).expanduser()
+    if not path.is_dir():
+        raise ZooError(f"ZOO_WEIGHTS_MIRROR={configured} is not a folder")
+    return path
+
+
+def network_allowed() -> bool:
+    return os.environ.get("ZOO_OFFLINE", "").lower() not in ("1", "true", "yes")
+
+
+def can_fetch() -> bool:
+    """Whether `fetch_original` may succeed without the user doing anything first."""
+    return mirror_dir() is not None or network_allowed()
+
+
+def fetch_original(variant: WeightVariant, label: str, folder: Path, progress: bool = True) -> Path:
+    """Copy or download ``variant``'s original file into ``folder`` under its original name and verify it.
+
+    ``label`` (``model:variant``) only appears in messages. Returns the verified file.
+    """
+    mirror = mirror_dir()
+    final = folder / original_name(variant, label)
+    handle, temporary = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as target:
+            if mirror is not None:
+                _copy_from_mirror(mirror, variant, label, target)
+            elif network_allowed():
+                _download(variant, label, final.name, target, progress)
+            else:
+                raise ZooError(f"ZOO_OFFLINE is set, so {final.name} cannot be downloaded; {MIRROR_HINT}", exit_code=1)
+        verify(Path(temporary), variant, label)
+        os.replace(temporary, final)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return final
+
+
+def original_name(variant: WeightVariant, label: str) -> str:
+    """The original file's name (what a mirror folder holds): ``file``, else the URL's last part."""
+    name = Path(variant.file or urllib.parse.urlsplit(variant.url).path).name
+    if not name:
+        raise ZooError(f"{label} names no file or URL to get its weights from", exit_code=1)
+    return name
+
+
+def verify(path: Path, variant: WeightVariant, label: str) -> None:
+    """Raise unless the file's git blob SHA-1 and SHA-256 match the registry (the caller deletes it)."""
+    if not (variant.git_sha1 or variant.sha256):
+        raise ZooError(f"{label} records no hash of its original file, so it cannot be verified; refused", exit_code=1)
+    git_sha1, sha256 = file_digests(path)
+    for kind, expected, got in (("git blob SHA-1", variant.git_sha1, git_sha1), ("SHA-256", variant.sha256, sha256)):
+        if expected and expected != got:
+            raise ZooError(
+                f"the original file of {label} failed verification: {kind} expected {expected}, got {got}; "
+                "the file was refused and deleted",
+                exit_code=1,
+            )
+
+
+def _copy_from_mirror(mirror: Path, variant: WeightVariant, label: str, target: BinaryIO) -> None:
+    source = mirror / original_name(variant, label)
+    if not source.is_file():
+        raise ZooError(f"the weights mirror {mirror} has no {source.name} (needed for {label})", exit_code=1)
+    with open(source, "rb") as reader:
+        shutil.copyfileobj(reader, target, _CHUNK)
+
+
+def _download(variant: WeightVariant, label: str, file_name: str, target: BinaryIO, progress: bool) -> None:
+    hint = f"run `zoo pull {label}` when online, or {MIRROR_HINT} ({file_name}), or `zoo import` a local copy"
+    if not variant.url:
+        raise ZooError(f"{file_name} has no download URL; {hint}", exit_code=1)
+    try:
+        with urllib.request.urlopen(variant.url, timeout=TIMEOUT_S) as response:
+            total = int(response.headers.get("Content-Length") or 0) or variant.bytes
+            with _progress(progress, file_name, total) as advance:
+                while block := response.read(_CHUNK):
+                    target.write(block)
+                    advance(len(block))
+    except urllib.error.HTTPError as exc:
+        raise ZooError(f"cannot download {variant.url}: HTTP {exc.code} {exc.reason}; {hint}", exit_code=1) from None
+    except urllib.error.URLError as exc:
+        raise ZooError(f"cannot download {variant.url}: {exc.reason}; {hint}", exit_code=1) from None
+    except (OSError, http.client.HTTPException) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise ZooError(f"download of {variant.url} interrupted: {reason}; {hint}", exit_code=1) from None
+
+
+@contextmanager
+def _progress(enabled: bool, description: str, total: Optional[int]) -> Iterator[Callable[[int], None]]:
+    """Yields ``advance(n_bytes)``: a rich progress bar on an interactive stderr, else a no-op."""
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield lambda n: None
+        return
+    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)

@@ -1,0 +1,129 @@
+"""Putting weights into the cache: `pull` a released variant, `import_checkpoint` a local file."""
+
+from __future__ import annotations
+
+import datetime
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..errors import ZooError
+from ..model import StftSettings
+from ..registry import ModelEntry, WeightVariant, get_entry, split_name
+from .cache import cached_path, check_variant_name, is_cached, variant_lock
+from .convert import Converted, read_checkpoint
+from .fetch import fetch_original
+from .hashing import file_digests
+from .models import build_model, check_fits, resolve_variant, stft_json
+from .store import is_intact, write_weights
+
+IMPORTED = "imported"  # variant name of an imported file that matches no released variant
+
+
+def weights_status(entry: ModelEntry, variant: Optional[str] = None) -> str:
+    """``"cached"``, ``"downloadable"`` (a released variant not yet in the cache) or ``"none"``."""
+    name = variant or entry.default_variant
+    if name is None:
+        return "none"
+    if is_cached(entry, name):
+        return "cached"
+    released = entry.variants.get(name)
+    return "downloadable" if released is not None and (released.url or released.file) else "none"
+
+
+def pull(name: str, variant: Optional[str] = None, progress: bool = True) -> Path:
+    """Fetch, verify and convert a released variant into the cache (a no-op when it is there intact).
+
+    ``name`` is ``model`` or ``model:variant``; returns the cached safetensors path.
+    """
+    entry, chosen = resolve_variant(name, variant)
+    released = entry.variant(chosen)
+    label = f"{entry.name}:{chosen}"
+    path = cached_path(entry, chosen)
+    with variant_lock(path):
+        if is_intact(path):
+            return path
+        with tempfile.TemporaryDirectory(prefix=".download-", dir=path.parent) as folder:
+            original = fetch_original(released, label, Path(folder), progress)
+            git_sha1, sha256 = file_digests(original)
+            converted = read_checkpoint(original)
+        stft = entry.stft_for(released)
+        _check_fit(entry, chosen, converted, stft, exit_code=1)
+        _write(entry, chosen, converted, stft, released.url, git_sha1, sha256)
+    return path
+
+
+def import_checkpoint(path: str | Path, model: str, variant: Optional[str] = None) -> Path:
+    """Convert a local original checkpoint (plain, DataParallel or Lightning) into the cache.
+
+    The variant defaults to the released one whose hashes the file matches, else ``"imported"``. A released
+    variant's name is only accepted for that exact file. Returns the cached safetensors path.
+    """
+    source = Path(path).expanduser()
+    if not source.is_file():
+        raise ZooError(f"{source}: no such checkpoint file")
+    entry = get_entry(model)
+    variant = variant or split_name(model)[1]
+    git_sha1, sha256 = file_digests(source)
+    matched = next((v for v in entry.variants.values() if _same_file(v, git_sha1, sha256)), None)
+    chosen = check_variant_name(variant) if variant else (matched.name if matched else IMPORTED)
+    released = entry.variants.get(chosen)
+    if released is not None and released is not matched:
+        raise ZooError(
+            f"{source} is not the released {entry.name}:{chosen} (git blob SHA-1 expected {released.git_sha1}, "
+            f"got {git_sha1}); import it under another --variant name"
+        )
+    converted = read_checkpoint(source)
+    if released is not None:
+        stft, url = entry.stft_for(released), released.url
+    else:
+        stft, url = _checked_stft(entry.stft, converted, source), source.resolve().as_uri()
+    _check_fit(entry, chosen, converted, stft, exit_code=2)
+    target = cached_path(entry, chosen)
+    with variant_lock(target):
+        _write(entry, chosen, converted, stft, url, git_sha1, sha256)
+    return target
+
+
+def _same_file(released: WeightVariant, git_sha1: str, sha256: str) -> bool:
+    recorded = [(released.git_sha1, git_sha1), (released.sha256, sha256)]
+    return any(expected for expected, _ in recorded) and all(not e or e == got for e, got in recorded)
+
+
+def _checked_stft(default: StftSettings, converted: Converted, source: Path) -> StftSettings:
+    try:
+        stft = replace(default, **dict(converted.stft))
+        stft.validate()
+    except (TypeError, ZooError) as exc:
+        raise ZooError(f"{source} records unusable STFT settings {dict(converted.stft)}: {exc}") from None
+    return stft
+
+
+def _check_fit(entry: ModelEntry, variant: str, converted: Converted, stft: StftSettings, exit_code: int) -> None:
+    """The converted tensors must load strictly into the model they are for (else a `ZooError`)."""
+    model = build_model(entry, variant, stft)
+    check_fits(model.unet, converted.tensors, f"{entry.name}:{variant}", exit_code)
+
+
+def _write(
+    entry: ModelEntry, variant: str, converted: Converted, stft: StftSettings, url: str, git_sha1: str, sha256: str
+) -> None:
+    from .. import __version__  # here, not on top: the package's __init__ may import this module early
+
+    metadata = {
+        "model": entry.name,
+        "variant": variant,
+        "source_url": url,
+        "source_git_sha1": git_sha1,
+        "source_sha256": sha256,
+        "format": converted.format,
+        "layout": converted.layout,
+        "stft": stft_json(stft),
+        "torch_version": torch.__version__,
+        "svs_zoo_version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_weights(cached_path(entry, variant), converted.tensors, metadata)
