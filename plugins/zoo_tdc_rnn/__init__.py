@@ -5,8 +5,6 @@ context across frames; the GRU adds it. Defaults are those of the authors' refac
 U-Net uses 2-D strided sampling.
 """
 
-from typing import Optional
-
 from torch import Tensor, nn
 
 from zoo_core import BlockContext, BlockType, hookimpl
@@ -30,24 +28,10 @@ def build_tdc_rnn(
     ctx: BlockContext,
     layers: int = 5,
     kernel_f: int = 3,
-    hidden_factor: int = 16,
-    min_hidden: int = 16,
-    rnn_layers: int = 1,
-    rnn_bias: bool = False,
-    tdf_bottleneck_factor: Optional[int] = 16,
-    tdf_min_units: int = 16,
-    tdf_bias: bool = False,
     activation: str = "relu",
+    **branch,
 ):
-    branch = dict(
-        hidden_factor=hidden_factor,
-        min_hidden=min_hidden,
-        rnn_layers=rnn_layers,
-        rnn_bias=rnn_bias,
-        tdf_bottleneck_factor=tdf_bottleneck_factor,
-        tdf_min_units=tdf_min_units,
-        tdf_bias=tdf_bias,
-    )
+    """``branch``: arguments of the recurrent branch, see ``zoo_core.layers.RecurrentBranch``."""
     return TDCRNN(ctx, layers, kernel_f, branch, activation)
 
 
@@ -58,7 +42,16 @@ def register_blocks(register):
             name="tdc-rnn",
             build=build_tdc_rnn,
             sampling="time-frequency",
-            defaults={"layers": 5, "kernel_f": 3, "hidden_factor": 16, "min_hidden": 16, "rnn_layers": 1},
+            defaults={
+                "layers": 5, "kernel_f": 3,
+                "hidden_factor": 16,
+                "min_hidden": 16,
+                "rnn_layers": 1,
+                "rnn_bias": False,
+                "tdf_bottleneck_factor": 16,
+                "tdf_min_units": 16,
+                "tdf_bias": False,
+            },
             description="TDC plus a residual bidirectional-GRU branch over time",
         )
     )

@@ -1,7 +1,5 @@
 """TFC-RNN: TDC-RNN with the 2-D TFC dense block in place of TDC (present in the authors' code, §3.6)."""
 
-from typing import Optional
-
 from torch import Tensor, nn
 
 from zoo_core import BlockContext, BlockType, hookimpl
@@ -26,24 +24,10 @@ def build_tfc_rnn(
     layers: int = 5,
     kernel_t: int = 3,
     kernel_f: int = 3,
-    hidden_factor: int = 16,
-    min_hidden: int = 16,
-    rnn_layers: int = 1,
-    rnn_bias: bool = False,
-    tdf_bottleneck_factor: Optional[int] = 16,
-    tdf_min_units: int = 16,
-    tdf_bias: bool = False,
     activation: str = "relu",
+    **branch,
 ):
-    branch = dict(
-        hidden_factor=hidden_factor,
-        min_hidden=min_hidden,
-        rnn_layers=rnn_layers,
-        rnn_bias=rnn_bias,
-        tdf_bottleneck_factor=tdf_bottleneck_factor,
-        tdf_min_units=tdf_min_units,
-        tdf_bias=tdf_bias,
-    )
+    """``branch``: arguments of the recurrent branch, see ``zoo_core.layers.RecurrentBranch``."""
     return TFCRNN(ctx, layers, kernel_t, kernel_f, branch, activation)
 
 
@@ -54,7 +38,16 @@ def register_blocks(register):
             name="tfc-rnn",
             build=build_tfc_rnn,
             sampling="time-frequency",
-            defaults={"layers": 5, "kernel_t": 3, "kernel_f": 3, "hidden_factor": 16, "min_hidden": 16},
+            defaults={
+                "layers": 5, "kernel_t": 3, "kernel_f": 3,
+                "hidden_factor": 16,
+                "min_hidden": 16,
+                "rnn_layers": 1,
+                "rnn_bias": False,
+                "tdf_bottleneck_factor": 16,
+                "tdf_min_units": 16,
+                "tdf_bias": False,
+            },
             description="TFC plus a residual bidirectional-GRU branch over time",
         )
     )
