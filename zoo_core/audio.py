@@ -1,0 +1,301 @@
+"""Reading, writing and resampling audio, block by block.
+
+Everything streams so that an hour-long track never sits in memory: `open_audio` gives a reader whose
+`AudioReader.blocks` yields ``[frames, channels]`` float32 blocks (soundfile for WAV/FLAC/OGG/MP3, PyAV for
+MP4/M4A/AAC, where a MUSDB ``.stem.mp4`` holds the mixture in stream 0), `AtomicWriter` writes blocks under a
+temporary name and renames on success, and `StreamResampler` wraps soxr's streaming resampler. Every problem a
+user can fix (missing, empty, unreadable, truncated file, NaN samples, too many channels) is a one-line
+`ZooError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+
+from .errors import ZooError
+
+SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+PYAV_EXTENSIONS = (".mp4", ".m4a", ".aac")
+AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS + PYAV_EXTENSIONS
+# the stream order of MUSDB18 .stem.mp4 files
+MUSDB_STEMS = ("mixture", "drums", "bass", "other", "vocals")
+OUTPUT_FORMATS = {"wav": "WAV", "flac": "FLAC"}
+OUTPUT_BITS = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
+BLOCK_FRAMES = 1 << 16  # about 1.5 s at 44.1 kHz: large enough to amortise overhead, small enough to stream
+
+# libsndfile repairs a WAV whose data chunk is longer than the file and logs "data : N (should be M)"; 0 and
+# 0xFFFFFFFF are what streaming writers put in a header they cannot seek back to, not truncation.
+_WAV_LENGTH_FIX = re.compile(r"data\s*:\s*(\d+)\s*\(should be (\d+)\)")
+_STREAMED_WAV_SIZES = (0, 0xFFFFFFFF)
+# decoders may drop a frame or two of priming at the edges; a shortfall beyond that means the file ends early
+_SHORTFALL_TOLERANCE = 2048
+
+
+def track_name(path: Path) -> str:
+    """``song.wav`` → ``song``; ``x.stem.mp4`` → ``x``."""
+    name = path.name
+    for suffix in (".stem.mp4", *AUDIO_EXTENSIONS):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def is_audio_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS
+
+
+class AudioReader(ABC):
+    """An open audio file: ``sample_rate``, ``channels``, ``frames`` (the length the file declares) and
+    `blocks`, which checks every block for NaN/Inf and the total for truncation."""
+
+    def __init__(self, path: Path, sample_rate: int, channels: int, frames: int):
+        self.path = path
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.frames = frames
+
+    def blocks(self, block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
+        decoded = 0
+        for block in self._decode(block_frames):
+            if not np.isfinite(block).all():
+                raise ZooError(f"{self.path}: contains NaN or infinite samples")
+            decoded += block.shape[0]
+            yield block
+        if decoded == 0:
+            raise ZooError(f"{self.path}: no audio samples")
+        if decoded + _SHORTFALL_TOLERANCE < self.frames:
+            raise ZooError(f"{self.path}: truncated file (decoded {decoded} of {self.frames} declared samples)")
+
+    def read(self) -> np.ndarray:
+        """The whole file as ``[channels, frames]`` float32."""
+        return np.concatenate(list(self.blocks()), axis=0).T.copy()
+
+    @abstractmethod
+    def _decode(self, block_frames: int) -> Iterator[np.ndarray]:
+        """Raw ``[frames, channels]`` float32 blocks."""
+
+
+class _SoundFileReader(AudioReader):
+    def __init__(self, path: Path):
+        import soundfile
+
+        try:
+            with soundfile.SoundFile(str(path)) as handle:
+                info = handle.extra_info
+                sample_rate, channels, frames = handle.samplerate, handle.channels, handle.frames
+        except (soundfile.LibsndfileError, RuntimeError) as exc:
+            raise ZooError(f"{path}: cannot read audio ({_first_line(exc)})") from None
+        for declared, actual in _WAV_LENGTH_FIX.findall(info):
+            if int(declared) > int(actual) and int(declared) not in _STREAMED_WAV_SIZES:
+                raise ZooError(f"{path}: truncated file (header declares {declared} data bytes, file holds {actual})")
+        if "lacks an end-of-stream" in info:
+            raise ZooError(f"{path}: truncated file (the last Ogg page is missing)")
+        super().__init__(path, sample_rate, channels, frames)
+
+    def _decode(self, block_frames: int) -> Iterator[np.ndarray]:
+        import soundfile
+
+        try:
+            with soundfile.SoundFile(str(self.path)) as handle:
+                while True:
+                    block = handle.read(block_frames, dtype="float32", always_2d=True)
+                    if block.shape[0] == 0:
+                        return
+                    yield block
+        except soundfile.LibsndfileError as exc:
+            raise ZooError(f"{self.path}: cannot decode ({_first_line(exc)}); the file may be truncated") from None
+
+
+class _PyAVReader(AudioReader):
+    def __init__(self, path: Path, stream: int = 0):
+        import av
+
+        self.stream_index = stream
+        try:
+            with av.open(str(path)) as container:
+                streams = container.streams.audio
+                if not streams:
+                    raise ZooError(f"{path}: no audio stream")
+                if stream >= len(streams):
+                    raise ZooError(f"{path}: has {len(streams)} audio streams, not {stream + 1}")
+                audio = streams[stream]
+                sample_rate, channels = audio.rate, audio.channels
+                frames = _declared_frames(audio)
+        except av.error.FFmpegError as exc:
+            raise ZooError(f"{path}: cannot read audio ({_first_line(exc)})") from None
+        super().__init__(path, sample_rate, channels, frames)
+
+    def _decode(self, block_frames: int) -> Iterator[np.ndarray]:
+        import av
+
+        pending: list[np.ndarray] = []
+        pending_frames = 0
+        try:
+            with av.open(str(self.path)) as container:
+                stream = container.streams.audio[self.stream_index]
+                # packed float32 whatever the codec's native sample format
+                converter = av.AudioResampler(format="flt", layout=stream.layout, rate=stream.rate)
+                for frame in container.decode(stream):
+                    for converted in converter.resample(frame):
+                        block = converted.to_ndarray().reshape(-1, self.channels)
+                        pending.append(block)
+                        pending_frames += block.shape[0]
+                    if pending_frames >= block_frames:
+                        yield np.concatenate(pending)
+                        pending, pending_frames = [], 0
+                for converted in converter.resample(None):
+                    pending.append(converted.to_ndarray().reshape(-1, self.channels))
+        except av.error.FFmpegError as exc:
+            raise ZooError(f"{self.path}: cannot decode ({_first_line(exc)}); the file may be truncated") from None
+        if pending:
+            yield np.concatenate(pending)
+
+
+def _declared_frames(stream) -> int:
+    if stream.duration is None or stream.time_base is None:
+        return 0
+    return int(round(float(stream.duration * stream.time_base) * stream.rate))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_input_path(path: Path) -> None:
+    """The checks every input file gets before it is opened."""
+    if not path.exists():
+        raise ZooError(f"{path}: no such file")
+    if path.is_dir():
+        raise ZooError(f"{path}: is a directory")
+    if path.suffix.lower() not in AUDIO_EXTENSIONS:
+        raise ZooError(f"{path}: unsupported extension {path.suffix!r} (supported: {', '.join(AUDIO_EXTENSIONS)})")
+    if path.stat().st_size == 0:
+        raise ZooError(f"{path}: empty file")
+
+
+def open_audio(path: str | os.PathLike, stream: int = 0, max_channels: Optional[int] = 2) -> AudioReader:
+    """Open ``path`` for block-wise reading; ``stream`` picks the audio stream of an MP4 (0 = MUSDB mixture)."""
+    path = Path(path)
+    check_input_path(path)
+    if path.suffix.lower() in PYAV_EXTENSIONS:
+        reader: AudioReader = _PyAVReader(path, stream)
+    else:
+        if stream != 0:
+            raise ZooError(f"{path}: only MP4/M4A files hold several streams")
+        reader = _SoundFileReader(path)
+    if max_channels is not None and reader.channels > max_channels:
+        raise ZooError(f"{path}: {reader.channels} channels; only mono and stereo are supported")
+    return reader
+
+
+def read_audio(path: str | os.PathLike, stream: int = 0) -> tuple[np.ndarray, int]:
+    """The whole file (``stream`` of an MP4) as ``([channels, frames] float32, sample_rate)``."""
+    reader = open_audio(path, stream)
+    return reader.read(), reader.sample_rate
+
+
+def read_stems(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], int]:
+    """Every stream of a MUSDB ``.stem.mp4``: ``{"mixture", "drums", "bass", "other", "vocals"}`` → ``[C, N]``."""
+    path = Path(path)
+    first = open_audio(path, 0)
+    if not isinstance(first, _PyAVReader):
+        raise ZooError(f"{path}: not a stem file (expected a MUSDB .stem.mp4)")
+    import av
+
+    with av.open(str(path)) as container:
+        count = len(container.streams.audio)
+    if count != len(MUSDB_STEMS):
+        raise ZooError(f"{path}: {count} audio streams; a MUSDB stem file has {len(MUSDB_STEMS)} ({', '.join(MUSDB_STEMS)})")
+    stems = {name: open_audio(path, index).read() for index, name in enumerate(MUSDB_STEMS)}
+    lengths = {audio.shape[1] for audio in stems.values()}
+    if len(lengths) != 1:
+        raise ZooError(f"{path}: stems of different lengths {sorted(lengths)}")
+    return stems, first.sample_rate
+
+
+def subtype_for(format: str, bits: Optional[str]) -> str:
+    """soundfile subtype for ``--format``/``--bits``; None picks float for WAV and 24-bit for FLAC."""
+    if format not in OUTPUT_FORMATS:
+        raise ZooError(f"unsupported output format {format!r} (choose {', '.join(OUTPUT_FORMATS)})")
+    bits = bits or ("float" if format == "wav" else "24")
+    if bits not in OUTPUT_BITS:
+        raise ZooError(f"unsupported bit depth {bits!r} (choose {', '.join(OUTPUT_BITS)})")
+    if format == "flac" and bits == "float":
+        raise ZooError("FLAC stores integer samples only; use --bits 16 or 24, or --format wav")
+    return OUTPUT_BITS[bits]
+
+
+def temporary_path(path: Path) -> Path:
+    """A hidden, unique name next to ``path`` (same folder, so the final `os.replace` is atomic)."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+
+
+class AtomicWriter:
+    """Writes ``[frames, channels]`` blocks to a temporary file next to ``path``; `commit` renames it into place,
+    `discard` (or leaving the ``with`` block on an exception) removes it, so no half-written file remains."""
+
+    def __init__(self, path: Path, sample_rate: int, channels: int, format: str = "wav", subtype: str = "FLOAT"):
+        import soundfile
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.temporary = temporary_path(self.path)
+        try:
+            self._file = soundfile.SoundFile(
+                self.temporary, "w", samplerate=sample_rate, channels=channels, format=OUTPUT_FORMATS[format], subtype=subtype
+            )
+        except BaseException:
+            self.temporary.unlink(missing_ok=True)
+            raise
+
+    def write(self, block: np.ndarray) -> None:
+        self._file.write(block)
+
+    def commit(self) -> None:
+        self._file.close()
+        os.replace(self.temporary, self.path)
+
+    def discard(self) -> None:
+        self._file.close()
+        self.temporary.unlink(missing_ok=True)
+
+    def __enter__(self) -> "AtomicWriter":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            self.discard()
+
+
+def write_audio(
+    path: str | os.PathLike, audio: np.ndarray, sample_rate: int, format: str = "wav", bits: Optional[str] = None
+) -> None:
+    """Write ``[channels, frames]`` audio atomically."""
+    with AtomicWriter(Path(path), sample_rate, audio.shape[0], format, subtype_for(format, bits)) as writer:
+        writer.write(np.ascontiguousarray(audio.T))
+        writer.commit()
+
+
+class StreamResampler:
+    """soxr's streaming resampler (quality HQ) for ``[frames, channels]`` float32 blocks; a pass-through when the
+    rates are equal. Concatenated outputs equal resampling the whole signal at once."""
+
+    def __init__(self, source_rate: int, target_rate: int, channels: int):
+        self._stream = None
+        if source_rate != target_rate:
+            import soxr
+
+            self._stream = soxr.ResampleStream(source_rate, target_rate, channels, dtype="float32", quality="HQ")
+
+    def __call__(self, block: np.ndarray, last: bool = False) -> np.ndarray:
+        if self._stream is None:
+            return block
+        return self._stream.resample_chunk(np.ascontiguousarray(block, dtype=np.float32), last=last)
