@@ -1,0 +1,96 @@
+#include "spectral_host.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "host_error.h"
+
+namespace F = torch::nn::functional;
+
+namespace {
+const std::string& required(const std::unordered_map<std::string, std::string>& metadata, const std::string& key) {
+  const auto found = metadata.find(key);
+  if (found == metadata.end()) {
+    throw HostError("the package's metadata has no '" + key + "': not an svs-zoo AOTInductor package", 2);
+  }
+  return found->second;
+}
+}  // namespace
+
+FramingSettings FramingSettings::from_metadata(const std::unordered_map<std::string, std::string>& metadata) {
+  return {std::stoll(required(metadata, "n_fft")), std::stoll(required(metadata, "hop_length")),
+          std::stoll(required(metadata, "time_factor")), required(metadata, "center") == "1",
+          required(metadata, "representation") == "magnitude"};
+}
+
+SpectralHost::SpectralHost(torch::inductor::AOTIModelPackageLoader& core, FramingSettings settings)
+    : core_(core), settings_(settings), window_(torch::hann_window(settings.n_fft)) {}
+
+std::pair<int64_t, int64_t> SpectralHost::padding(int64_t samples) const {
+  const int64_t hop = settings_.hop_length;
+  const int64_t n_fft = settings_.n_fft;
+  const int64_t factor = settings_.time_factor;
+  int64_t left = 0;
+  int64_t needed = 0;
+  if (settings_.center) {
+    needed = (samples + hop - 1) / hop + 1;
+  } else {
+    left = n_fft - hop;  // the first sample sits under a full window overlap
+    const int64_t span = samples + 2 * left - n_fft;
+    needed = (std::max<int64_t>(span, 0) + hop - 1) / hop + 1;
+  }
+  int64_t frames = std::max(needed, factor);
+  frames = (frames + factor - 1) / factor * factor;
+  const int64_t total = settings_.center ? hop * (frames - 1) : n_fft + hop * (frames - 1);
+  return {left, total - samples - left};
+}
+
+torch::Tensor SpectralHost::stft(const torch::Tensor& waveform) const {
+  const int64_t batch = waveform.size(0), channels = waveform.size(1), samples = waveform.size(2);
+  auto spec = torch::stft(waveform.reshape({batch * channels, samples}), settings_.n_fft, settings_.hop_length,
+                          settings_.n_fft, window_.to(waveform.options()), settings_.center, "reflect",
+                          /*normalized=*/false, /*onesided=*/true, /*return_complex=*/true);
+  return spec.reshape({batch, channels, spec.size(-2), spec.size(-1)});
+}
+
+torch::Tensor SpectralHost::istft(const torch::Tensor& spec, int64_t length) const {
+  const int64_t batch = spec.size(0), channels = spec.size(1), frames = spec.size(3);
+  const int64_t n_fft = settings_.n_fft, hop = settings_.hop_length;
+  const auto window = window_.to(spec.device());
+  auto chunks = torch::fft::irfft(spec.reshape({batch * channels, -1, frames}), n_fft, 1) * window.unsqueeze(-1);
+  const int64_t full = n_fft + hop * (frames - 1);
+  const auto fold = F::FoldFuncOptions({1, full}, {1, n_fft}).stride({1, hop});
+  auto signal = F::fold(chunks, fold).reshape({batch * channels, full});
+  auto squares = (window * window).unsqueeze(-1).expand({n_fft, frames}).unsqueeze(0);
+  auto norm = F::fold(squares, fold).reshape({full});
+  const double tiny = std::numeric_limits<float>::min();
+  signal = torch::where(norm > tiny, signal / norm.clamp_min(tiny), signal);
+  const int64_t start = settings_.center ? n_fft / 2 : 0;
+  signal = signal.slice(1, start, start + length);
+  if (signal.size(-1) < length) {
+    signal = F::pad(signal, F::PadFuncOptions({0, length - signal.size(-1)}));
+  }
+  return signal.reshape({batch, channels, length});
+}
+
+torch::Tensor SpectralHost::estimate(const torch::Tensor& mixture) {
+  const int64_t samples = mixture.size(-1);
+  const auto [left, right] = padding(samples);
+  const auto padded = F::pad(mixture, F::PadFuncOptions({left, right}));
+  const auto spec = stft(padded);
+  const int64_t batch = spec.size(0), channels = spec.size(1), bins = spec.size(2), frames = spec.size(3);
+  torch::Tensor image;
+  if (settings_.magnitude) {
+    image = spec.abs();
+  } else {  // [B, C, F, T] complex -> [B, C*2, F, T] as [Re L, Im L, Re R, Im R]
+    image = torch::view_as_real(spec).permute({0, 1, 4, 2, 3}).reshape({batch, channels * 2, bins, frames});
+  }
+  const auto out = core_.run({image.contiguous()}).at(0);
+  torch::Tensor target;
+  if (settings_.magnitude) {
+    target = torch::polar(out, torch::angle(spec));
+  } else {
+    target = torch::view_as_complex(out.reshape({batch, channels, 2, bins, frames}).permute({0, 1, 3, 4, 2}).contiguous());
+  }
+  return istft(target, padded.size(-1)).slice(-1, left, left + samples).unsqueeze(1);
+}

@@ -1,0 +1,40 @@
+// The waveform side of an AOTInductor package: padding, STFT, framing, inverse STFT, done with libtorch ops.
+//
+// The package holds only the spectrogram-to-spectrogram core (real tensors), so the host repeats what
+// zoo_core/model.py and zoo_core/framing.py do around it: pad to a frame count the U-Net accepts, STFT
+// (periodic Hann window), complex-as-channels [ReL, ImL, ReR, ImR] or magnitude framing, core, inverse
+// framing, overlap-add inverse STFT normalised by the summed squared window, crop.
+#pragma once
+
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
+#include <torch/torch.h>
+
+#include <string>
+#include <unordered_map>
+
+struct FramingSettings {
+  int64_t n_fft;
+  int64_t hop_length;
+  int64_t time_factor;
+  bool center;
+  bool magnitude;  // magnitude framing: the core's output gets the mixture's phase back
+
+  static FramingSettings from_metadata(const std::unordered_map<std::string, std::string>& metadata);
+};
+
+class SpectralHost {
+ public:
+  SpectralHost(torch::inductor::AOTIModelPackageLoader& core, FramingSettings settings);
+
+  // mixture [batch, 2, samples] -> target [batch, 1, 2, samples], like SeparationModel.forward.
+  torch::Tensor estimate(const torch::Tensor& mixture);
+
+ private:
+  std::pair<int64_t, int64_t> padding(int64_t samples) const;
+  torch::Tensor stft(const torch::Tensor& waveform) const;
+  torch::Tensor istft(const torch::Tensor& spec, int64_t length) const;
+
+  torch::inductor::AOTIModelPackageLoader& core_;
+  FramingSettings settings_;
+  torch::Tensor window_;
+};

@@ -1,0 +1,152 @@
+"""The C++ host (examples/cpp_host), built with CMake against this torch, on the real clip and original weights.
+
+The build directory is kept (``$ZOO_CPP_BUILD_DIR`` or examples/cpp_host/build), so only the first run pays
+for compiling. Both formats must reproduce the Python separation through the same chunking within 1e-4.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+import zoo_core
+from zoo_core.export.aoti import export_aoti
+from zoo_core.export.artifact import SeparatorArtifact
+from zoo_core.export.inspect import inspect_artifact
+from zoo_core.export.torchscript import export_torchscript
+from zoo_core.separate import SeparationOptions
+
+HOST_SOURCE = Path(__file__).resolve().parent.parent / "examples" / "cpp_host"
+BATCH_SIZE = 4
+TOLERANCE = 1e-4  # max absolute difference, float32 WAV output
+
+
+@pytest.fixture(scope="session")
+def host_binary() -> Path:
+    if shutil.which("cmake") is None or shutil.which(os.environ.get("CXX", "c++")) is None:
+        pytest.skip("cmake or a C++ compiler is not installed")
+    build = Path(os.environ.get("ZOO_CPP_BUILD_DIR", HOST_SOURCE / "build"))
+    if not (build / "CMakeCache.txt").exists():
+        configure = ["cmake", "-S", str(HOST_SOURCE), "-B", str(build), f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}"]
+        if shutil.which("ninja"):
+            configure += ["-G", "Ninja"]
+        subprocess.run(configure, check=True, capture_output=True, text=True)
+    built = subprocess.run(["cmake", "--build", str(build)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
+    return build / "zoo_host"
+
+
+@pytest.fixture(scope="module")
+def tdc17(weights_mirror: Path):
+    model = zoo_core.create_model("tdc-17:top1")
+    weights = torch.load(weights_mirror / "cac_tdc_17_vocals_top1.pt", map_location="cpu", weights_only=True)
+    model.unet.load_state_dict(weights)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def clip_wav(clip_path: Path, tmp_path_factory) -> Path:
+    """The clip's mixture (stream 0) as a 32-bit float WAV."""
+    av = pytest.importorskip("av")
+    with av.open(str(clip_path)) as container:
+        stream = container.streams.audio[0]
+        rate = stream.rate
+        mixture = np.concatenate([frame.to_ndarray() for frame in container.decode(stream)], axis=1)
+    path = tmp_path_factory.mktemp("clip") / "mixture.wav"
+    soundfile.write(path, mixture.T.astype(np.float32), rate, subtype="FLOAT")
+    return path
+
+
+@pytest.fixture(scope="module")
+def python_stems(tdc17, clip_wav: Path) -> torch.Tensor:
+    """The Python separation of the WAV, through the same chunked method and its default segment/overlap."""
+    audio, _ = soundfile.read(clip_wav, dtype="float32", always_2d=True)
+    artifact = SeparatorArtifact(tdc17, *SeparationOptions().geometry(tdc17))  # the exporter's defaults
+    with torch.no_grad():
+        return artifact.separate_chunked(torch.from_numpy(audio.T.copy())[None], artifact.segment_samples,
+                                         artifact.overlap_samples, BATCH_SIZE)[0]
+
+
+@pytest.fixture(scope="module")
+def torchscript_artifact(tdc17, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ts") / "tdc-17.ts.pt"
+    export_torchscript(tdc17, zoo_core.get_entry("tdc-17"), path, check_lengths=[1025, 3079, 6145])
+    return path
+
+
+@pytest.fixture(scope="module")
+def aoti_package(tdc17, tmp_path_factory):
+    path = tmp_path_factory.mktemp("aoti") / "tdc-17.pt2"
+    return export_aoti(tdc17, zoo_core.get_entry("tdc-17"), path, check_frames=[1, 3, 8])
+
+
+def run_host(binary: Path, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([str(binary), *map(str, args), "--batch-size", str(BATCH_SIZE)], capture_output=True, text=True)
+
+
+def assert_host_matches(binary: Path, model: Path, clip_wav: Path, out: Path, expected: torch.Tensor) -> str:
+    result = run_host(binary, model, clip_wav, out)
+    assert result.returncode == 0, result.stderr
+    for index, stem in enumerate(["vocals", "accompaniment"]):
+        audio, rate = soundfile.read(out / f"{stem}.wav", dtype="float32", always_2d=True)
+        assert rate == 44100 and audio.shape == (expected.shape[-1], 2)
+        difference = (torch.from_numpy(audio.T.copy()) - expected[index]).abs().max().item()
+        assert difference < TOLERANCE, f"{stem}: max abs difference {difference}"
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_host_runs_torchscript_artifact_like_python(host_binary, torchscript_artifact, clip_wav, python_stems, tmp_path):
+    stdout = assert_host_matches(host_binary, torchscript_artifact, clip_wav, tmp_path, python_stems)
+    assert '"model": "tdc-17"' in stdout and '"sample_rate": 44100' in stdout  # the embedded zoo.json
+    assert "real-time factor" in stdout
+
+
+@pytest.mark.slow
+def test_host_runs_aoti_package_like_python(host_binary, aoti_package, clip_wav, python_stems, tmp_path):
+    assert all(check.passed for check in aoti_package.checks)
+    stdout = assert_host_matches(host_binary, aoti_package.path, clip_wav, tmp_path, python_stems)
+    assert "format: aoti" in stdout and "real-time factor" in stdout
+
+
+@pytest.mark.slow
+def test_inspect_runs_the_aoti_package(aoti_package):
+    inspection = inspect_artifact(aoti_package.path)
+    assert inspection.format == "aoti"
+    assert inspection.metadata["model"] == "tdc-17" and inspection.metadata["time_factor"] == 1
+    assert inspection.self_check.startswith("ok")
+
+
+@pytest.mark.slow
+def test_host_rejects_bad_input_with_one_message(host_binary, torchscript_artifact, tmp_path):
+    rng = np.random.default_rng(0)
+    wrong_rate = tmp_path / "22k.wav"
+    soundfile.write(wrong_rate, rng.standard_normal((2000, 2)).astype(np.float32) * 0.1, 22050)
+    mono = tmp_path / "mono.wav"
+    soundfile.write(mono, rng.standard_normal(2000).astype(np.float32) * 0.1, 44100)
+    stereo = tmp_path / "stereo.wav"
+    soundfile.write(stereo, rng.standard_normal((2000, 2)).astype(np.float32) * 0.1, 44100)
+    garbage = tmp_path / "garbage.ts.pt"
+    garbage.write_bytes(b"not a model")
+    plain = tmp_path / "plain.ts.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(plain))
+    cases = [
+        ((tmp_path / "absent.ts.pt", stereo), "no such file"),
+        ((torchscript_artifact, tmp_path / "absent.wav"), "no such file"),
+        ((torchscript_artifact, wrong_rate), "sampled at 22050 Hz; the model needs 44100 Hz"),
+        ((torchscript_artifact, mono), "has 1 channel(s)"),
+        ((garbage, stereo), "is not a TorchScript artifact"),
+        ((plain, stereo), "not an svs-zoo artifact"),
+    ]
+    for (model, audio), message in cases:
+        result = run_host(host_binary, model, audio, tmp_path / "out")
+        assert result.returncode == 2, (message, result.stderr)
+        assert message in result.stderr and result.stderr.startswith("error: ")
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,148 @@
+"""AOTInductor export: the spectrogram-to-spectrogram core, compiled ahead of time into a ``.pt2`` package.
+
+Only real tensors cross the boundary: the host makes the CaC (or magnitude) image ``[batch, channels, F+1,
+frames]`` from its own STFT and turns the output back into audio (examples/cpp_host does it with libtorch
+ops). Complex ops stay outside because torch.export and Inductor handle them poorly. Batch and frames are
+dynamic; frames must be a multiple of the model's ``time_factor``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ZooError
+from ..model import SeparationModel
+from ..registry import ModelEntry
+from .files import atomic_output
+from .metadata import METADATA_FILE, build_metadata, chunk_geometry
+from .torchscript import TOLERANCE, Check, ExportResult, relative_error
+
+
+class SpectrogramCore(nn.Module):
+    """The part of `SeparationModel.estimate_spectrogram` between the framings: image in, image out."""
+
+    def __init__(self, model: SeparationModel):
+        super().__init__()
+        self.unet = model.unet
+        self.masking = model.masking
+
+    def forward(self, image: Tensor) -> Tensor:
+        out = self.unet(image)
+        return out * image if self.masking else out
+
+
+def mixture_image(model: SeparationModel, frames: int, batch: int, generator: torch.Generator) -> Tensor:
+    """The image the core sees for a noise mixture: realistic value ranges for the checks."""
+    samples = model.n_fft + model.hop_length * (frames - 1) if not model.center else model.hop_length * (frames - 1)
+    mixture = 0.1 * torch.randn(batch, 2, samples, generator=generator)
+    return model.framing(model.stft(mixture))
+
+
+def host_settings(metadata: dict) -> dict[str, str]:
+    """Flat string entries next to ``zoo.json`` so a C++ host reads them without a JSON parser."""
+    stft = metadata["stft"]
+    return {
+        "sample_rate": str(metadata["sample_rate"]),
+        "n_fft": str(stft["n_fft"]),
+        "hop_length": str(stft["hop_length"]),
+        "center": "1" if stft["center"] else "0",
+        "time_factor": str(metadata["time_factor"]),
+        "representation": metadata["representation"],
+        "segment": str(metadata["chunked"]["segment"]),
+        "overlap": str(metadata["chunked"]["overlap"]),
+        "stems": ",".join(metadata["stems"]),
+        "torch_version": metadata["torch_version"],
+    }
+
+
+def default_check_frames(model: SeparationModel) -> list[int]:
+    factor = model.time_factor
+    return [factor, 3 * factor, model.settings.frames]
+
+
+def _export_program(core: SpectrogramCore, example: Tensor, time_factor: int, name: str):
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    blocks = torch.export.Dim("frame_blocks", min=1, max=1 << 20)
+    try:
+        # torch.export warns about its own internals (e.g. GRU weight attributes); nothing a user can act on
+        with torch.no_grad(), warnings.catch_warnings(record=True):
+            return torch.export.export(core, (example,), dynamic_shapes={"image": {0: batch, 3: time_factor * blocks}})
+    except Exception as exc:  # torch.export raises many kinds; the user needs the reason, not the trace
+        if any(isinstance(m, nn.RNNBase) for m in core.modules()):
+            raise ZooError(
+                f"{name} cannot be exported with --format aoti: torch.export specialises the sequence length of "
+                "its GRU layers, so the number of frames cannot stay dynamic; export it as TorchScript (the "
+                "default format) instead",
+                exit_code=1,
+            ) from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ZooError(f"torch.export failed for {name}: {reason}", exit_code=1) from None
+
+
+def export_aoti(
+    model: SeparationModel,
+    entry: ModelEntry,
+    path: Path,
+    *,
+    segment: Optional[int] = None,
+    overlap: Optional[int] = None,
+    check_frames: Optional[Sequence[int]] = None,
+) -> ExportResult:
+    """Export, compile and package the core of ``model`` for the CPU; refuse to write when it disagrees with eager."""
+    segment, overlap = chunk_geometry(model, segment, overlap)
+    model = copy.deepcopy(model).cpu().eval()
+    core = SpectrogramCore(model).eval()
+    generator = torch.Generator().manual_seed(0)
+    frames = list(check_frames or default_check_frames(model))
+    with atomic_output(path) as temporary:
+        # batch 2 and two frame blocks: export specialises sizes 0 and 1, which would pin those dimensions
+        example = mixture_image(model, 2 * model.time_factor, 2, generator)
+        program = _export_program(core, example, model.time_factor, entry.name)
+        channels, bins = example.shape[1], example.shape[2]
+        metadata = build_metadata(
+            model,
+            entry,
+            "aoti",
+            stems=[*model.targets, "accompaniment"],
+            input={"shape": ["batch", channels, bins, "frames"], "dtype": "float32", "frames_multiple_of": model.time_factor},
+            output={
+                "shape": ["batch", channels, bins, "frames"],
+                "meaning": "the target's image in the same framing; accompaniment = mixture minus target, in the host",
+            },
+            host={
+                "padding": "as SeparationModel.padding: zero-pad so frames are a multiple of time_factor",
+                "stft": "torch.stft, periodic Hann window, reflect padding when center is true",
+                "istft": "overlap-add divided by the summed squared window where it exceeds float32 tiny",
+            },
+            chunked={"segment": segment, "overlap": overlap, "blend": "zoo_core.chunking"},
+            device="cpu",
+        )
+        torch._inductor.aoti_compile_and_package(
+            program,
+            package_path=str(temporary),
+            inductor_configs={"aot_inductor.metadata": {METADATA_FILE: json.dumps(metadata), **host_settings(metadata)}},
+        )
+        compiled = torch._inductor.aoti_load_package(str(temporary))
+        checks = []
+        with torch.no_grad():
+            for index, count in enumerate(frames):
+                batch = 2 if index == 1 else 1
+                image = mixture_image(model, count, batch, generator)
+                error = relative_error(compiled(image), core(image))
+                checks.append(Check(f"core, {batch}x{channels}x{bins}x{count}", error))
+        failed = [c for c in checks if not c.passed]
+        if failed:
+            worst = max(failed, key=lambda c: c.relative_error)
+            raise ZooError(
+                f"refusing to write {path}: compiled output differs from eager ({worst.description}: relative error "
+                f"{worst.relative_error:.2e} > {TOLERANCE:.0e})",
+                exit_code=1,
+            )
+    return ExportResult(path, metadata, checks)

@@ -1,0 +1,123 @@
+"""Open an exported file safely: read its ``zoo.json`` first, refuse what this torch cannot run, then self-check.
+
+Both formats are zip archives. A TorchScript file keeps ``zoo.json`` under ``<archive>/extra/``; an AOTInductor
+package keeps it in the compiled model's metadata. Version checks happen before torch parses the file, so an
+artifact from a newer torch gets a clear message instead of a deserialisation error.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ZooError
+from .files import torchscript_deprecation_silenced
+from .metadata import METADATA_FILE, check_torch_version, parse_metadata
+
+SELF_CHECK_SAMPLES = 1000  # shorter than one STFT window of every registered model
+
+
+@dataclass
+class Inspection:
+    path: Path
+    format: str
+    metadata: dict[str, Any]
+    self_check: str
+
+
+def artifact_format(path: Path) -> str:
+    if not path.is_file():
+        raise ZooError(f"{path}: no such file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        raise ZooError(f"{path} is not an exported model (not a TorchScript or AOTInductor archive, or corrupted)") from None
+    if any("/aotinductor/" in name for name in names):
+        return "aoti"
+    if any(name.endswith("/constants.pkl") or name.endswith("/data.pkl") for name in names):
+        return "torchscript"
+    raise ZooError(f"{path} is a zip archive but not an exported model")
+
+
+def _torchscript_metadata(path: Path) -> dict[str, Any]:
+    with zipfile.ZipFile(path) as archive:
+        names = [n for n in archive.namelist() if n.endswith(f"/extra/{METADATA_FILE}")]
+        raw = archive.read(names[0]) if names else b""
+    return parse_metadata(raw, str(path))
+
+
+def load_torchscript(path: Path, device: str = "cpu") -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """The scripted module and its metadata, after the version and device checks."""
+    try:
+        metadata = _torchscript_metadata(path)
+    except (zipfile.BadZipFile, OSError, KeyError):
+        raise ZooError(f"{path}: cannot read its {METADATA_FILE} (corrupted artifact?)") from None
+    check_torch_version(metadata, str(path))
+    frozen_for = metadata.get("frozen_for")
+    if frozen_for == "cuda" and not torch.cuda.is_available():
+        raise ZooError(f"{path} is frozen for CUDA, which is not available here; export an unfrozen file for CPU")
+    try:
+        with torchscript_deprecation_silenced():
+            module = torch.jit.load(str(path), map_location=frozen_for or device)
+    except Exception as exc:  # torch reports a damaged archive with RuntimeError, ValueError, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ZooError(f"{path}: cannot load the TorchScript module (corrupted artifact?): {first}") from None
+    return module.eval(), metadata
+
+
+def load_aoti(path: Path) -> tuple[Any, dict[str, Any]]:
+    try:
+        loader = torch._inductor.aoti_load_package(str(path))
+    except Exception as exc:  # a damaged package fails inside the C++ loader
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ZooError(f"{path}: cannot load the AOTInductor package (corrupted or built for another machine?): {first}") from None
+    metadata = parse_metadata(loader.get_metadata().get(METADATA_FILE, ""), str(path))
+    check_torch_version(metadata, str(path))
+    return loader, metadata
+
+
+def _shape_error(expected: list[int], actual: torch.Tensor) -> str:
+    return f"FAILED: expected output shape {expected}, got {list(actual.shape)}"
+
+
+def self_check_torchscript(module: torch.jit.ScriptModule, metadata: dict[str, Any]) -> str:
+    stems = list(module.stems())
+    if module.sample_rate() != metadata["sample_rate"] or stems != metadata["stems"]:
+        return "FAILED: the module's sample_rate()/stems() disagree with its metadata"
+    mixture = 0.1 * torch.randn(1, 2, SELF_CHECK_SAMPLES, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = module(mixture.to(metadata.get("frozen_for") or "cpu")).cpu()
+    expected = [1, len(stems), 2, SELF_CHECK_SAMPLES]
+    if list(out.shape) != expected:
+        return _shape_error(expected, out)
+    if not torch.isfinite(out).all():
+        return "FAILED: non-finite output"
+    return f"ok (1x2x{SELF_CHECK_SAMPLES} samples -> {'x'.join(map(str, expected))})"
+
+
+def self_check_aoti(loader: Any, metadata: dict[str, Any]) -> str:
+    _, channels, bins, _ = metadata["input"]["shape"]
+    frames = 2 * metadata["input"]["frames_multiple_of"]
+    image = torch.randn(1, channels, bins, frames, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = loader(image)
+    expected = [1, channels, bins, frames]
+    if list(out.shape) != expected:
+        return _shape_error(expected, out)
+    if not torch.isfinite(out).all():
+        return "FAILED: non-finite output"
+    return f"ok ({'x'.join(map(str, expected))} image -> same shape)"
+
+
+def inspect_artifact(path: Path) -> Inspection:
+    fmt = artifact_format(path)
+    if fmt == "aoti":
+        loader, metadata = load_aoti(path)
+        return Inspection(path, fmt, metadata, self_check_aoti(loader, metadata))
+    module, metadata = load_torchscript(path)
+    return Inspection(path, fmt, metadata, self_check_torchscript(module, metadata))

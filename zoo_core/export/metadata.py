@@ -1,0 +1,100 @@
+"""``zoo.json``: what an exported file says about itself, and the checks a loader makes against it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Any, Mapping, Optional
+
+import torch
+
+from ..errors import ZooError
+from ..model import SeparationModel
+from ..registry import ModelEntry
+
+METADATA_FILE = "zoo.json"
+SCHEMA = 1
+# the fields of model.weights_info that describe the weights (the model name is already in the metadata)
+WEIGHTS_FIELDS = ("variant", "sha256", "source_url", "source_git_sha1", "format", "layout")
+
+
+def chunk_geometry(model: SeparationModel, segment: Optional[int], overlap: Optional[int]) -> tuple[int, int]:
+    """(segment, overlap) in samples; what is not given defaults to `zoo separate`'s hop-aligned choice."""
+    from ..separate import SeparationOptions
+
+    default_segment, default_overlap = SeparationOptions().geometry(model)
+    segment = segment or default_segment
+    overlap = default_overlap if overlap is None else overlap
+    if not 0 <= overlap < segment:
+        raise ZooError(f"need 0 <= overlap < segment, got segment {segment}, overlap {overlap}")
+    return segment, overlap
+
+
+def entry_as_json(entry: ModelEntry) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(entry), default=dict))
+
+
+def weights_metadata(model: SeparationModel) -> Optional[dict[str, Any]]:
+    info = getattr(model, "weights_info", None)
+    if info is None:
+        return None
+    return {key: info.get(key) for key in WEIGHTS_FIELDS}
+
+
+def build_metadata(model: SeparationModel, entry: ModelEntry, fmt: str, **extra: Any) -> dict[str, Any]:
+    from .. import __version__
+
+    settings = model.settings
+    return {
+        "schema": SCHEMA,
+        "format": fmt,
+        "model": entry.name,
+        "entry": entry_as_json(entry),
+        "weights": weights_metadata(model),
+        "sample_rate": model.sample_rate,
+        "audio_channels": 2,
+        "stft": {
+            "n_fft": settings.n_fft,
+            "hop_length": settings.hop_length,
+            "center": settings.center,
+            "frames": settings.frames,
+            "window": "hann (periodic)",
+        },
+        "representation": entry.representation,
+        "estimation": entry.estimation,
+        "time_factor": model.time_factor,
+        "torch_version": str(torch.__version__),
+        "svs_zoo_version": __version__,
+        **extra,
+    }
+
+
+def release(version: str) -> tuple[int, ...]:
+    """``"2.13.0+cpu"`` → ``(2, 13, 0)``: local tags and pre-release suffixes do not change the file format."""
+    match = re.match(r"\d+(\.\d+)*", version)
+    if match is None:
+        raise ZooError(f"unreadable torch version {version!r} in the artifact's metadata")
+    return tuple(int(part) for part in match.group(0).split("."))
+
+
+def check_torch_version(metadata: Mapping[str, Any], path: str) -> None:
+    """A file written by a newer torch may use operators or a file version this torch cannot read."""
+    exported = str(metadata.get("torch_version", ""))
+    if release(exported) > release(str(torch.__version__)):
+        raise ZooError(
+            f"{path} was exported with torch {exported}, newer than this torch {torch.__version__}; "
+            "upgrade torch or export it again with this one"
+        )
+
+
+def parse_metadata(raw: bytes | str, path: str) -> dict[str, Any]:
+    if not raw:
+        raise ZooError(f"{path} is not an svs-zoo artifact (no {METADATA_FILE} inside)")
+    try:
+        metadata = json.loads(raw)
+    except ValueError:
+        raise ZooError(f"{path}: its {METADATA_FILE} is not valid JSON (corrupted artifact?)") from None
+    if not isinstance(metadata, dict) or "torch_version" not in metadata:
+        raise ZooError(f"{path}: its {METADATA_FILE} is not svs-zoo metadata")
+    return metadata

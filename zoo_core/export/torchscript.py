@@ -1,0 +1,161 @@
+"""TorchScript export: script the `SeparatorArtifact`, prove it matches eager, write it with its ``zoo.json``.
+
+The default file is portable (no frozen constants, tensors follow the input's device): one file runs on CPU
+and on CUDA. ``freeze=True`` writes a file frozen for one device instead, named ``NAME.frozen-<device>...``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from ..errors import ZooError
+from ..model import SeparationModel
+from ..registry import ModelEntry
+from .artifact import SeparatorArtifact
+from .files import atomic_output, torchscript_deprecation_silenced
+from .metadata import METADATA_FILE, build_metadata, chunk_geometry
+
+TOLERANCE = 1e-5  # relative to the largest eager output value
+EXPORTED_METHODS = ("separate_chunked", "sample_rate", "audio_channels", "stems", "default_segment", "default_overlap")
+
+
+@dataclass
+class Check:
+    description: str
+    relative_error: float
+
+    @property
+    def passed(self) -> bool:
+        return self.relative_error <= TOLERANCE
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    metadata: dict[str, Any]
+    checks: list[Check] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ZooError(f"unknown device {name!r}; use cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ZooError("CUDA not available: this torch build or machine has no CUDA device; export with --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise ZooError(f"unsupported device {name!r}; use cpu or cuda")
+    return device
+
+
+def frozen_path(path: Path, device: torch.device) -> Path:
+    """``vocals.ts.pt`` → ``vocals.frozen-cpu.ts.pt``: a frozen file only runs on the device it was frozen for."""
+    stem, dot, suffixes = path.name.partition(".")
+    return path.with_name(f"{stem}.frozen-{device.type}{dot}{suffixes}")
+
+
+def default_check_lengths(model: SeparationModel) -> list[int]:
+    """Shorter than one STFT window, not a multiple of the hop, and longer than one training window."""
+    return [model.n_fft // 2 + 1, 3 * model.hop_length + 7, model.settings.window_samples + model.hop_length // 2 + 1]
+
+
+def relative_error(actual: Tensor, expected: Tensor) -> float:
+    if actual.shape != expected.shape:
+        return float("inf")
+    scale = max(expected.abs().max().item(), 1e-12)
+    return (actual.cpu() - expected).abs().max().item() / scale
+
+
+def compare(
+    artifact: SeparatorArtifact, scripted: torch.jit.ScriptModule, device: torch.device, lengths: Sequence[int]
+) -> list[Check]:
+    """Eager on CPU is the reference; the scripted module runs on ``device``."""
+    generator = torch.Generator().manual_seed(0)
+    checks = []
+    with torch.no_grad():
+        for index, length in enumerate(lengths):
+            batch = 2 if index == len(lengths) - 1 else 1
+            mixture = 0.1 * torch.randn(batch, 2, length, generator=generator)
+            error = relative_error(scripted(mixture.to(device)), artifact(mixture))
+            checks.append(Check(f"forward, {batch}x2x{length} on {device.type}", error))
+        longest = max(lengths)
+        segment = max(2 * longest // 3, 2)  # two segments and a cross-fade: the blending without the cost
+        overlap = segment // 4
+        mixture = 0.1 * torch.randn(1, 2, longest, generator=generator)
+        expected = artifact.separate_chunked(mixture, segment, overlap, 2)
+        actual = scripted.separate_chunked(mixture.to(device), segment, overlap, 2)
+        checks.append(Check(f"separate_chunked, 1x2x{longest}, segment {segment}, overlap {overlap}", relative_error(actual, expected)))
+    return checks
+
+
+def export_torchscript(
+    model: SeparationModel,
+    entry: ModelEntry,
+    path: Path,
+    *,
+    device: str = "cpu",
+    freeze: bool = False,
+    segment: Optional[int] = None,
+    overlap: Optional[int] = None,
+    check_lengths: Optional[Sequence[int]] = None,
+) -> ExportResult:
+    """Script ``model`` (built from ``entry``, weights already loaded) and write it to ``path`` atomically.
+
+    Refuses to write (ZooError) when the scripted module disagrees with eager beyond `TOLERANCE`.
+    """
+    target = resolve_device(device)
+    segment, overlap = chunk_geometry(model, segment, overlap)
+    if freeze:
+        path = frozen_path(path, target)
+    lengths = list(check_lengths or default_check_lengths(model))
+
+    with atomic_output(path) as temporary:
+        artifact = SeparatorArtifact(copy.deepcopy(model).cpu().eval(), segment, overlap).eval()
+        with torchscript_deprecation_silenced():
+            scripted = torch.jit.script(artifact)
+            checks = compare(artifact, scripted, torch.device("cpu"), lengths)
+            if target.type == "cuda":
+                checks += compare(artifact, scripted.to(target), target, lengths)
+            if freeze:
+                scripted = torch.jit.freeze(scripted.to(target).eval(), preserved_attrs=list(EXPORTED_METHODS))
+                checks += compare(artifact, scripted, target, lengths)
+            else:
+                scripted = scripted.cpu()
+            failed = [c for c in checks if not c.passed]
+            if failed:
+                worst = max(failed, key=lambda c: c.relative_error)
+                raise ZooError(
+                    f"refusing to write {path}: scripted output differs from eager ({worst.description}: relative "
+                    f"error {worst.relative_error:.2e} > {TOLERANCE:.0e})",
+                    exit_code=1,
+                )
+            metadata = build_metadata(
+                model,
+                entry,
+                "torchscript",
+                stems=list(artifact.stem_names),
+                input={"shape": ["batch", 2, "samples"], "dtype": "float32", "sample_rate": model.sample_rate},
+                output={
+                    "shape": ["batch", "stems", 2, "samples"],
+                    "accompaniment": "mixture minus the vocals estimate, computed inside the module",
+                },
+                chunked={
+                    "method": "separate_chunked(mixture, segment, overlap, batch_size)",
+                    "segment": segment,
+                    "overlap": overlap,
+                    "blend": "zoo_core.chunking: linear cross-fade over the overlap, sum(w*y)/sum(w)",
+                },
+                frozen_for=target.type if freeze else None,
+                checks=[{"input": c.description, "relative_error": c.relative_error} for c in checks],
+            )
+            torch.jit.save(scripted, str(temporary), _extra_files={METADATA_FILE: json.dumps(metadata, indent=2)})
+            # read back what was written: a file that does not load must not replace anything
+            torch.jit.load(str(temporary), map_location="cpu" if not freeze else target)
+    return ExportResult(path, metadata, checks)
