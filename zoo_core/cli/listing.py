@@ -8,6 +8,7 @@ import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .. import describe
@@ -80,17 +81,17 @@ def info_command(name: str, as_json: bool) -> None:
         return
     out = console()
     s, arch, e = data["summary"], data["architecture"], data["entry"]
-    out.print(f"[bold]{entry.name}[/bold]  {entry.description}")
-    out.print(f"  block            {entry.block} (plugin {s['plugin']}), args {arch['block']['args']}")
+    out.print(f"[bold]{escape(entry.name)}[/bold]  {escape(entry.description)}")
+    out.print(escape(f"  block            {entry.block} (plugin {s['plugin']}), args {arch['block']['args']}"))
     out.print(f"  parameters       {arch['parameters']:,} trainable")
     out.print(f"  target           {entry.target}; {entry.representation} input, {entry.estimation}, "
               f"output {arch['output_activation']}")
     out.print(f"  STFT             n_fft {s['n_fft']}, hop {s['hop_length']}, {s['frames']} frames "
               f"({arch['window_samples']} samples), center={s['center']}, {s['sample_rate']} Hz")
-    out.print(f"  paper SDR        {_sdr(entry.paper_sdr)} dB  {entry.paper}")
+    out.print(escape(f"  paper SDR        {_sdr(entry.paper_sdr)} dB  {entry.paper}"))
     if entry.notes:
-        out.print(f"  notes            {entry.notes}")
-    out.print(f"  defined by       {entry.source}")
+        out.print(escape(f"  notes            {entry.notes}"))
+    out.print(escape(f"  defined by       {entry.source}"))
     out.print("")
     table = Table(box=None, header_style="bold", title="architecture (frames x bins per level)", title_justify="left")
     for column in ("level", "frames x bins", "sampling (t,f)", "encoder", "decoder", "sampling params"):
@@ -112,8 +113,8 @@ def info_command(name: str, as_json: bool) -> None:
             vt.add_column(column, no_wrap=column != "origin")
         for vname, var in entry.variants.items():
             mark = " (default)" if vname == entry.default_variant else ""
-            vt.add_row(vname + mark, var.format, var.layout, json.dumps(dict(var.stft)) if var.stft else "",
-                       _sdr(var.paper_sdr), var.origin)
+            vt.add_row(escape(vname + mark), escape(var.format), escape(var.layout),
+                       escape(json.dumps(dict(var.stft))) if var.stft else "", _sdr(var.paper_sdr), escape(var.origin))
         out.print(vt)
         out.print(f"  weights status: {s['weights']}")
     else:
@@ -147,8 +148,9 @@ def plugins_command(as_json: bool) -> None:
         for row in rows:
             provides = ", ".join(row["blocks"] + [f"model {m}" for m in row["models"]])
             status = row["status"] + (f": {row['error']}" if row["error"] else "")
-            table.add_row(row["name"], f"{row['distribution']} {row['version']}".strip(), ", ".join(row["hooks"]),
-                          provides, status)
+            cells = (row["name"], f"{row['distribution']} {row['version']}".strip(), ", ".join(row["hooks"]),
+                     provides, status)
+            table.add_row(*map(escape, cells))
         console().print(table)
     for conflict in cat.conflicts:
         click.echo(f"error: {conflict}", err=True)
