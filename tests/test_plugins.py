@@ -164,14 +164,15 @@ def _run_with(site: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_third_party_plugin_appears_everywhere(installed_example):
     assert (installed_example / "svs_zoo_plain_tfc_tdf-0.1.0.dist-info" / "entry_points.txt").exists()
-    listed = _run_with(installed_example, "zoo", "list", "plain*", "--json")
+    zoo = (sys.executable, "-m", "zoo_core.cli")  # the `zoo` command, whether or not the venv is on PATH
+    listed = _run_with(installed_example, *zoo, "list", "plain*", "--json")
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
     assert [r["name"] for r in rows] == ["plain-tfc-tdf-small"]
     assert rows[0]["plugin"] == "plain-tfc-tdf" and rows[0]["block"] == "plain-tfc-tdf"
-    info = _run_with(installed_example, "zoo", "info", "plain-tfc-tdf-small")
+    info = _run_with(installed_example, *zoo, "info", "plain-tfc-tdf-small")
     assert info.returncode == 0 and "plain-tfc-tdf" in info.stdout
-    plugins = _run_with(installed_example, "zoo", "plugins", "--json")
+    plugins = _run_with(installed_example, *zoo, "plugins", "--json")
     entry = [p for p in json.loads(plugins.stdout)["plugins"] if p["name"] == "plain-tfc-tdf"][0]
     assert entry["distribution"] == "svs-zoo-plain-tfc-tdf" and entry["version"] == "0.1.0"
     assert entry["hooks"] == ["register_blocks", "register_models"]
