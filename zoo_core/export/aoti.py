@@ -22,7 +22,7 @@ from ..model import SeparationModel
 from ..registry import ModelEntry
 from .files import atomic_output
 from .metadata import METADATA_FILE, build_metadata, chunk_geometry
-from .torchscript import TOLERANCE, Check, ExportResult, relative_error
+from .torchscript import Check, ExportResult, refuse_if_any_failed, relative_error
 
 
 class SpectrogramCore(nn.Module):
@@ -137,12 +137,5 @@ def export_aoti(
                 image = mixture_image(model, count, batch, generator)
                 error = relative_error(compiled(image), core(image))
                 checks.append(Check(f"core, {batch}x{channels}x{bins}x{count}", error))
-        failed = [c for c in checks if not c.passed]
-        if failed:
-            worst = max(failed, key=lambda c: c.relative_error)
-            raise ZooError(
-                f"refusing to write {path}: compiled output differs from eager ({worst.description}: relative error "
-                f"{worst.relative_error:.2e} > {TOLERANCE:.0e})",
-                exit_code=1,
-            )
+        refuse_if_any_failed(checks, path, "compiled")
     return ExportResult(path, metadata, checks)

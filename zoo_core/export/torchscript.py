@@ -36,6 +36,18 @@ class Check:
         return self.relative_error <= TOLERANCE
 
 
+def refuse_if_any_failed(checks: Sequence[Check], path: Path, what: str) -> None:
+    """Raise (nothing gets written) when any check exceeds the tolerance; name the worst one."""
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        worst = max(failed, key=lambda c: c.relative_error)
+        raise ZooError(
+            f"refusing to write {path}: {what} output differs from eager ({worst.description}: relative error "
+            f"{worst.relative_error:.2e} > {TOLERANCE:.0e})",
+            exit_code=1,
+        )
+
+
 @dataclass
 class ExportResult:
     path: Path
@@ -128,14 +140,7 @@ def export_torchscript(
                 checks += compare(artifact, scripted, target, lengths)
             else:
                 scripted = scripted.cpu()
-            failed = [c for c in checks if not c.passed]
-            if failed:
-                worst = max(failed, key=lambda c: c.relative_error)
-                raise ZooError(
-                    f"refusing to write {path}: scripted output differs from eager ({worst.description}: relative "
-                    f"error {worst.relative_error:.2e} > {TOLERANCE:.0e})",
-                    exit_code=1,
-                )
+            refuse_if_any_failed(checks, path, "scripted")
             metadata = build_metadata(
                 model,
                 entry,
