@@ -58,6 +58,13 @@ def setup(requested_device: str) -> Context:
     return Context(rank, local_rank, world_size, device)
 
 
+def wait_for_all(context: Context) -> None:
+    """Every rank reaches this point before any goes on (e.g. before the group is torn down while rank 0
+    is still writing: gloo aborts a process whose peer vanishes mid-operation)."""
+    if context.distributed:
+        dist.barrier()
+
+
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -358,6 +358,7 @@ def train(config: TrainConfig, resume: bool = False, log: Log = print) -> Summar
         weights = card = None
         if context.is_main:
             weights, card = trainer.export()
+        distributed.wait_for_all(context)
         state = trainer.state
         return Summary(state.step, state.best_step, state.best_sdr, stopped, weights, card, trainer.data.skipped, digest)
     finally:
