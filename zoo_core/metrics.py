@@ -41,7 +41,17 @@ def _framed(values: np.ndarray, window: int, hop: int, frames: int) -> np.ndarra
     """``[..., samples]`` → ``[..., frames, window]`` views (one whole-signal frame when it is short)."""
     if window >= values.shape[-1]:
         return values[..., None, :]
+    if hop == window:  # the usual 1-s frames: a plain reshape, much faster to reduce than strided windows
+        return values[..., : frames * window].reshape(*values.shape[:-1], frames, window)
     return sliding_window_view(values, window, axis=-1)[..., : (frames - 1) * hop + 1 : hop, :]
+
+
+def _channel_sum(array: np.ndarray) -> np.ndarray:
+    """``(sources, samples, channels)`` → ``(sources, samples)``; faster than a reduction over a short axis."""
+    total = array[..., 0].copy()
+    for channel in range(1, array.shape[-1]):
+        total += array[..., channel]
+    return total
 
 
 def sdr(references, estimates, window: int = 44100, hop: int = 44100) -> np.ndarray:
@@ -57,13 +67,14 @@ def sdr(references, estimates, window: int = 44100, hop: int = 44100) -> np.ndar
         raise ValueError(f"references {refs.shape} and estimates {ests.shape} differ in sources or channels")
     if refs.size == 0:
         return np.empty((refs.shape[0], 0))
-    ref_sum = refs.sum(axis=2)
-    est_sum = ests.sum(axis=2)
+    ref_sum = _channel_sum(refs)
+    est_sum = _channel_sum(ests)
     if (~ref_sum.any(axis=1)).any() or (~est_sum.any(axis=1)).any():
         raise ValueError("a reference or an estimate is silent over the whole signal; museval's SDR is undefined")
     frames = frame_count(refs.shape[1], window, hop)
-    signal = _framed((refs**2).sum(axis=2), window, hop, frames).sum(axis=-1)
-    error = _framed(((refs - ests) ** 2).sum(axis=2), window, hop, frames).sum(axis=-1)
+    difference = refs - ests
+    signal = _framed(np.einsum("snc,snc->sn", refs, refs), window, hop, frames).sum(axis=-1)
+    error = _framed(np.einsum("snc,snc->sn", difference, difference), window, hop, frames).sum(axis=-1)
     silent = _framed(ref_sum != 0, window, hop, frames).any(axis=-1) == 0
     silent |= _framed(est_sum != 0, window, hop, frames).any(axis=-1) == 0
     with np.errstate(divide="ignore", invalid="ignore"):
