@@ -66,6 +66,9 @@ def main() -> None:
 
     List the models, pull their weights, separate and evaluate songs, export for C++ deployment, train.
     """
+    from ..allocator import tune_allocator
+
+    tune_allocator()  # keep freed activations in the process: 1.6x faster separation (zoo_core/allocator.py)
 
 
 def warn(message: str) -> None:

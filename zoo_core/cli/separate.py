@@ -24,11 +24,20 @@ from ..separate import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, DEFAULT_OVERLAP, METHO
 Work = Callable[..., Any]  # work(model, item, on_start=..., progress=...) -> result
 
 
-def load_for_inference(model_name: str, device: str):
-    """The named model with its weights (pulled from the mirror or the network when needed), in eval mode."""
+PRECISIONS = ("fp32", "bf16")
+
+
+def load_for_inference(model_name: str, device: str, precision: str = "fp32"):
+    """The named model with its weights (pulled from the mirror or the network when needed), prepared for
+    inference by `zoo_core.inference.optimize`: exact in fp32 (BatchNorm folded, fused ReLU, channels-last),
+    or with the U-Net in bfloat16 for ``precision="bf16"``."""
+    import torch
+
+    from ..inference import optimize
     from ..weights import load_model
 
-    return load_model(model_name, device=device)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    return optimize(load_model(model_name, device=device), dtype)
 
 
 class ProgressDisplay:
@@ -96,11 +105,14 @@ class ProgressDisplay:
 _worker: dict[str, Any] = {}
 
 
-def _start_worker(model_name: str, device: str, threads: int, messages) -> None:
+def _start_worker(model_name: str, device: str, precision: str, threads: int, messages) -> None:
     import torch
 
+    from ..allocator import tune_allocator
+
+    tune_allocator()
     torch.set_num_threads(threads)
-    _worker["model"] = load_for_inference(model_name, device)
+    _worker["model"] = load_for_inference(model_name, device, precision)
     _worker["messages"] = messages
 
 
@@ -129,6 +141,7 @@ def run_items(
     jobs: int,
     display: ProgressDisplay,
     on_done: Callable[[int, Any, Optional[tuple[str, int]]], None],
+    precision: str = "fp32",
 ) -> None:
     """Run ``work`` on every item, with ``model`` in this process or in ``jobs`` worker processes that each
     load ``model_name`` once (from the cache that loading ``model`` filled); ``on_done(index, result, error)``
@@ -152,7 +165,7 @@ def run_items(
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")  # forking after torch has started threads can deadlock
     messages = context.Queue()
-    with ProcessPoolExecutor(jobs, context, initializer=_start_worker, initargs=(model_name, device, threads, messages)) as pool:
+    with ProcessPoolExecutor(jobs, context, initializer=_start_worker, initargs=(model_name, device, precision, threads, messages)) as pool:
         pending = {pool.submit(_work_in_worker, work, key, item): key for key, item in enumerate(items)}
         while pending:
             done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -226,6 +239,9 @@ def _separate_one(model, path: Path, *, settings: dict, on_start, progress):
 @click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True, help="Segments per model call.")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda or cuda:1.")
 @click.option("-j", "--jobs", type=int, default=1, show_default=True, help="Files separated in parallel processes.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="bf16 runs the U-Net in bfloat16: about 1.7x faster on CPUs with AVX-512 BF16, vocal SDR within "
+                   "0.05 dB; STFT and blending stay float32.")
 @click.option("--method", type=click.Choice(METHODS), default="overlap-add", show_default=True,
               help="overlap-add: cross-faded overlapping segments, streamed. authors: the original ISMIR 2020 "
                    "chunk-and-trim procedure, whole track in memory (reproduces the paper's numbers).")
@@ -244,6 +260,7 @@ def separate_command(
     batch_size: int,
     device: str,
     jobs: int,
+    precision: str,
     method: str,
     audio_format: str,
     bits: Optional[str],
@@ -272,7 +289,7 @@ def separate_command(
     errors: list[dict] = [{"input": str(path), "error": message} for path, message in problems]
     settings = dict(out_dir=out_dir, model_name=model_name, options=options, format=audio_format, bits=bits, force=force)
     results: list[dict] = []
-    model = load_for_inference(model_name, device) if files else None
+    model = load_for_inference(model_name, device, precision) if files else None
 
     with ProgressDisplay(len(files), quiet or not files, "files") as display:
 
@@ -298,6 +315,7 @@ def separate_command(
                 jobs=jobs,
                 display=display,
                 on_done=on_done,
+                precision=precision,
             )
     if as_json:
         summary = {
