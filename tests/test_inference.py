@@ -3,13 +3,13 @@ TorchScript still works, and the opt-in bfloat16 path stays within 0.05 dB on th
 
 from __future__ import annotations
 
-import av
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import zoo_core
+from zoo_core.audio import read_stems
 from zoo_core.errors import ZooError
 from zoo_core.export.files import torchscript_deprecation_silenced
 from zoo_core.inference import fold_batchnorm, optimize
@@ -95,15 +95,9 @@ def test_optimized_model_scripts_and_matches_eager(name):
 
 @pytest.fixture(scope="module")
 def clip(clip_path) -> tuple[torch.Tensor, np.ndarray]:
-    """(sum-of-stems mixture [2, N], vocals [2, N]) of the real clip; streams: mixture, drums, bass, other, vocals."""
-    streams = []
-    with av.open(str(clip_path)) as container:
-        for index in range(len(container.streams.audio)):
-            container.seek(0)
-            streams.append(np.concatenate([f.to_ndarray() for f in container.decode(audio=index)], axis=1))
-    length = min(s.shape[1] for s in streams)
-    drums, bass, other, vocals = (s[:, :length].astype(np.float32) for s in streams[1:])
-    return torch.from_numpy(drums + bass + other + vocals), vocals
+    """(sum-of-stems mixture [2, N], vocals [2, N]) of the real clip."""
+    stems, _ = read_stems(clip_path)
+    return torch.from_numpy(stems["drums"] + stems["bass"] + stems["other"] + stems["vocals"]), stems["vocals"]
 
 
 @pytest.fixture(scope="module")

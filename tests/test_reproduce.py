@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import av
 import museval
 import numpy as np
 import pytest
 import torch
 
 from zoo_core import create_model
+from zoo_core.audio import read_stems
 from zoo_core.errors import ZooError
 from zoo_core.reproduce import separate_like_authors
 from zoo_core.weights import load_model
@@ -17,22 +17,11 @@ from zoo_core.weights import load_model
 AUTHORS_SDR = {"top1": 2.0075, "top2": 1.7956, "top3": 2.3491}
 
 
-def decode_stems(path) -> list[np.ndarray]:
-    """Every audio stream of a stem file as float32 [2, N], cut to the shortest stream."""
-    streams = []
-    with av.open(str(path)) as container:
-        for index in range(len(container.streams.audio)):
-            container.seek(0)
-            streams.append(np.concatenate([f.to_ndarray() for f in container.decode(audio=index)], axis=1))
-    length = min(s.shape[1] for s in streams)
-    return [s[:, :length].astype(np.float32) for s in streams]
-
-
 @pytest.fixture(scope="module")
 def clip(clip_path) -> tuple[torch.Tensor, np.ndarray]:
-    """(sum-of-stems mixture [2, N], vocals [2, N]): streams are mixture, drums, bass, other, vocals."""
-    _, drums, bass, other, vocals = decode_stems(clip_path)
-    return torch.from_numpy(drums + bass + other + vocals), vocals
+    """(sum-of-stems mixture [2, N], vocals [2, N]) of the real clip."""
+    stems, _ = read_stems(clip_path)
+    return torch.from_numpy(stems["drums"] + stems["bass"] + stems["other"] + stems["vocals"]), stems["vocals"]
 
 
 @pytest.fixture
