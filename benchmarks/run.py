@@ -309,7 +309,8 @@ def export_forms(name: str, work: Path, with_aoti: bool) -> dict[str, Path]:
 
     entry = zoo_core.get_entry(name)
     files = {"torchscript": work / f"{name}.ts.pt"}
-    export_torchscript(build_model(name, "optimized"), entry, files["torchscript"])
+    # the exporter applies zoo_core.inference.optimize itself
+    export_torchscript(build_model(name, "reference"), entry, files["torchscript"])
     if with_aoti:
         from zoo_core.errors import ZooError
         from zoo_core.export.aoti import export_aoti
