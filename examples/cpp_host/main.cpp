@@ -10,6 +10,7 @@
 #include <climits>
 #include <malloc.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/headeronly/version.h>
 #include <torch/script.h>
 #include <torch/torch.h>
@@ -214,6 +215,9 @@ int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, INT_MAX);
   mallopt(M_TOP_PAD, 256 << 20);
 #endif
+  // This host calls the model once per process: TorchScript's profiling executor would run that one call in its
+  // slow profiling mode; the plain interpreter is as fast as it gets for a model made of large convolutions.
+  torch::jit::setGraphExecutorOptimize(false);
 
   try {
     return run(parse_options(argc, argv));
