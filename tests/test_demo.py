@@ -40,7 +40,7 @@ def test_demo_runs_offline_and_prints_a_real_sdr(weights_mirror, tmp_path, monke
     accompaniment = float(re.search(r"accompaniment SDR\s+(-?\d+\.\d+) dB", result.stdout).group(1))
     assert abs(vocals - AUTHORS_CLIP_SDR) <= 0.2 and accompaniment > vocals
     assert re.search(r"time\s+\d+\.\d s separation", result.stdout)
-    folder = tmp_path / "tdc-17" / "The Easton Ellises - Falcon 69"
+    folder = tmp_path / "tdc-17_top1" / "The Easton Ellises - Falcon 69"
     for stem in ("vocals", "accompaniment"):
         info = sf.info(folder / f"{stem}.wav")
         assert (info.samplerate, info.channels, info.frames) == (44100, 2, 268_288)

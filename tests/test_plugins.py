@@ -10,13 +10,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 import zoo_core
 from zoo_core.cli import main
 from zoo_core.errors import PluginError
-from zoo_core.registry import count_parameters, get_catalogue, reset_catalogue
+from zoo_core.registry import get_catalogue, reset_catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PLUGIN = ROOT / "examples" / "third-party-plugin"

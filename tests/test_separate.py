@@ -14,7 +14,7 @@ from zoo_core.audio import read_audio, read_stems
 from zoo_core.chunking import overlap_weights, segment_starts
 from zoo_core.errors import ZooError
 from zoo_core.metrics import sdr
-from zoo_core.separate import OverlapAdd, SeparationOptions, default_segment_samples, separate, separate_file
+from zoo_core.separate import OverlapAdd, SeparationOptions, separate, separate_file
 
 AUTHORS_CLIP_SDR = 1.9342  # the authors' own code, top1, stream-0 mixture (original-reference-run.md)
 
@@ -24,6 +24,7 @@ def model(weights_mirror):
     model = zoo_core.create_model("tdc-17:top1")
     state = torch.load(weights_mirror / "cac_tdc_17_vocals_top1.pt", map_location="cpu", weights_only=True)
     model.unet.load_state_dict(state)
+    model.weights_info = {"model": "tdc-17", "variant": "top1"}  # as load_model records it
     return model.eval()
 
 
@@ -47,6 +48,7 @@ class Identity(torch.nn.Module):
 
     sample_rate = 44100
     hop_length = 1024
+    stems = ["vocals"]
 
     def forward(self, mixture):
         return mixture.unsqueeze(1)
@@ -81,7 +83,7 @@ def test_streaming_equals_the_one_shot_definition(model):
         engine = OverlapAdd(model, segment, overlap, batch)
         pieces = [engine.push(mixture[:, i : i + block]) for i in range(0, total, block)]
         pieces.append(engine.finish())
-        assert torch.equal(torch.cat(pieces, dim=1), expected), (block, batch)
+        assert torch.equal(torch.cat(pieces, dim=2)[0], expected), (block, batch)
 
 
 def test_blending_has_no_seams():
@@ -89,7 +91,7 @@ def test_blending_has_no_seams():
     for segment, overlap, block in [(4096, 1024, 1000), (3000, 0, 7000), (5000, 4000, 50_000)]:
         engine = OverlapAdd(Identity(), segment, overlap)
         pieces = [engine.push(mixture[:, i : i + block]) for i in range(0, 50_000, block)]
-        output = torch.cat([*pieces, engine.finish()], dim=1)
+        output = torch.cat([*pieces, engine.finish()], dim=2)[0]
         assert torch.allclose(output, mixture, atol=1e-6)
 
 
@@ -115,7 +117,7 @@ def test_48k_input_gives_nearly_the_same_vocals(model, excerpt):
 
 def test_any_length_mono_and_batches(model):
     rng = np.random.default_rng(1)
-    for samples, rate in ((1, 22050), (700, 44100), (default_segment_samples(model) + 1, 44100)):
+    for samples, rate in ((1, 22050), (700, 44100), (model.training_segment() + 1, 44100)):
         mono = torch.from_numpy(rng.standard_normal((1, samples)).astype(np.float32) * 0.1)
         estimates = separate(model, mono, rate)
         assert estimates["vocals"].shape == (1, samples)
@@ -152,7 +154,7 @@ def test_separate_file_keeps_rate_channels_and_length(model, tmp_path):
     audio = (np.random.default_rng(2).standard_normal(37_000) * 0.1).astype(np.float32)
     source = tmp_path / "voice memo.flac"
     sf.write(source, audio, 32000, subtype="PCM_16")
-    result = separate_file(model, source, tmp_path / "out", model_name="tdc-17:top1", format="flac", bits="16")
+    result = separate_file(model, source, tmp_path / "out", format="flac", bits="16")
     folder = tmp_path / "out" / "tdc-17_top1" / "voice memo"
     assert result.outputs == {"vocals": folder / "vocals.flac", "accompaniment": folder / "accompaniment.flac"}
     for path in result.outputs.values():
@@ -160,8 +162,8 @@ def test_separate_file_keeps_rate_channels_and_length(model, tmp_path):
         assert (info.samplerate, info.channels, info.frames, info.subtype) == (32000, 1, 37_000, "PCM_16")
     assert sorted(p.name for p in folder.iterdir()) == ["accompaniment.flac", "vocals.flac"]
     with pytest.raises(ZooError, match="--force"):
-        separate_file(model, source, tmp_path / "out", model_name="tdc-17:top1", format="flac", bits="16")
-    separate_file(model, source, tmp_path / "out", model_name="tdc-17:top1", format="flac", bits="16", force=True)
+        separate_file(model, source, tmp_path / "out", format="flac", bits="16")
+    separate_file(model, source, tmp_path / "out", format="flac", bits="16", force=True)
 
 
 def test_separate_file_decodes_aac_with_pyav(model, tmp_path):

@@ -27,7 +27,7 @@ class PlainTFCTDF(nn.Module):
                 make_activation(activation),
             ]
         self.convs = nn.Sequential(*units)
-        self.tdf = FrequencyMLP(c, ctx.bins, ctx.bins, bottleneck_factor, min_units=1, bias=False,
+        self.tdf = FrequencyMLP(c, ctx.bins, ctx.bins, bottleneck_factor=bottleneck_factor, min_units=1, bias=False,
                                 norm_affine=True, activation=activation)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -35,7 +35,7 @@ class PlainTFCTDF(nn.Module):
         return x + self.tdf(x)
 
 
-def build(ctx: BlockContext, layers: int = 3, kernel: int = 3, bottleneck_factor: int = 8, activation: str = "relu"):
+def build(ctx: BlockContext, *, layers: int = 3, kernel: int = 3, bottleneck_factor: int = 8, activation: str = "relu"):
     return PlainTFCTDF(ctx, layers, kernel, bottleneck_factor, activation)
 
 
@@ -46,7 +46,6 @@ def register_blocks(register):
             name="plain-tfc-tdf",
             build=build,
             sampling="time-frequency",
-            defaults={"layers": 3, "kernel": 3, "bottleneck_factor": 8},
             description="TFC-TDF with plain (non-dense) 3x3 convolutions, TDF bottleneck F/8",
         )
     )
