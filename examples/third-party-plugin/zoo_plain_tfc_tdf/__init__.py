@@ -1,16 +1,17 @@
 """An example third-party svs-zoo plugin.
 
 It adds the block ``plain-tfc-tdf`` — TFC-TDF with a plain (not densely connected) stack of 3x3 convolutions,
-the simplification the same authors made later in KUIELab-MDX-Net (TFC-TDF-U-Net v2) — and a model that uses
-it, ``plain-tfc-tdf-small``, declared in ``models.toml`` beside this file. svs-zoo finds it through the entry
-point in this package's pyproject.toml; nothing in svs-zoo changes.
+the simplification the same authors made later in KUIELab-MDX-Net (TFC-TDF-U-Net v2) —, the architecture
+``multiplicative-unet`` (that model's skeleton: skips that multiply, channels that grow; see `architecture`),
+and two models declared in ``models.toml`` beside this file. svs-zoo finds it through the entry point in this
+package's pyproject.toml; nothing in svs-zoo changes.
 """
 
 from pathlib import Path
 
 from torch import Tensor, nn
 
-from zoo_core import BlockContext, BlockType, hookimpl
+from zoo_core import Architecture, BlockContext, BlockType, hookimpl
 from zoo_core.layers import FrequencyMLP, make_activation
 from zoo_core.registry import entries_from_toml
 
@@ -47,6 +48,19 @@ def register_blocks(register):
             build=build,
             sampling="time-frequency",
             description="TFC-TDF with plain (non-dense) 3x3 convolutions, TDF bottleneck F/8",
+        )
+    )
+
+
+@hookimpl
+def register_architectures(register):
+    from . import architecture
+
+    register(
+        Architecture(
+            name="multiplicative-unet",
+            build=architecture.build,
+            description="U-Net with multiplicative skips and growing channels (KUIELab-MDX-Net's skeleton)",
         )
     )
 
