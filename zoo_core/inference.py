@@ -10,7 +10,7 @@
 - the dense blocks' ReLU runs inside the oneDNN convolution (CPU), and in the NCHW layout each unit's output goes
   into one preallocated buffer instead of a fresh concatenation of all earlier outputs per unit;
 - with ``channels_last=True`` (the CPU default) the U-Net runs in the NHWC layout, where oneDNN convolutions
-  are about 1.7x faster on these shapes, and the frequency MLPs (TDF) multiply NHWC frames directly;
+  are faster on these shapes (README, Performance), and the frequency MLPs (TDF) multiply NHWC frames directly;
 - with ``dtype=torch.bfloat16`` the U-Net runs in bfloat16 (STFT, iSTFT and the blending stay float32): about
   half the memory traffic, and native BF16 dot products on CPUs that have them (AVX-512 BF16, AMX).
 
@@ -106,7 +106,7 @@ class FusedDenseStack(DenseConvStack):
     trailing slice of one preallocated buffer that holds ``x`` at its end and each new output just before the
     previous one: a linear number of copies instead of a concatenation per unit. In the channels-last layout a
     channel slice is not dense, so there the features are concatenated (oneDNN's NHWC convolutions more than
-    pay for it: 1.7x faster than NCHW on this model's shapes).
+    more than pay for it on these shapes, see README's Performance section).
     """
 
     def __init__(self, stack: DenseConvStack, fuse_relu: bool, channels_last: bool):
