@@ -77,7 +77,7 @@ class PreActConv(nn.Module):
         if 0 < self.winograd_min_pixels <= x.shape[2] * x.shape[3] and x.dtype == torch.float32 and x.is_cpu:
             # _nnpack_available() also initialises NNPACK, which its convolution needs first
             if torch._nnpack_available():
-                return torch._nnpack_spatial_convolution(x.contiguous(), self.conv.weight, None, [1, 1], [1, 1])
+                return torch._nnpack_spatial_convolution(x, self.conv.weight, None, [1, 1], [1, 1])
         return self.conv(x)
 
 
