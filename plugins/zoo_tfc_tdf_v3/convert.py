@@ -21,9 +21,10 @@ and inside a unit ``tfc1.0`` / ``tfc1.2`` → ``tfc1.norm`` / ``tfc1.conv`` (sam
 ``shortcut`` stays. Decoder ``i`` is the ``i``-th to run (the deepest first) in both namings. Parameter and
 buffer suffixes (``weight``, ``bias``, BatchNorm's ``running_mean`` …) pass through unchanged.
 
-The published checkpoints are plain state dicts (ZFTurbo's inference and UVR both call
-``load_state_dict(torch.load(path))`` on them); `unwrap_checkpoint` also accepts the wrappers ZFTurbo's current
-loader strips (``state``, ``state_dict``, ``model_state_dict``) and a ``module.``/``model.`` prefix on every key.
+The published checkpoints are plain state dicts: the code that saved them stored ``model.state_dict()``, and
+UVR and the ZFTurbo inference of their release load them with a strict ``load_state_dict(torch.load(path))``.
+`unwrap_checkpoint` also accepts the wrappers ZFTurbo's current loader strips (``state``, ``state_dict``,
+``model_state_dict``) and a ``module.`` or ``model.`` prefix on every key (DataParallel, a wrapping module).
 """
 
 from __future__ import annotations
@@ -105,8 +106,8 @@ def to_reference_key(key: str) -> str:
 
 def unwrap_checkpoint(checkpoint: Mapping[str, Any]) -> dict[str, Tensor]:
     """The reference state dict inside a loaded checkpoint: plain, or under ``state`` / ``state_dict`` /
-    ``model_state_dict``, with a ``module.`` (DataParallel) or ``model.`` (Lightning module attribute) prefix
-    on every key removed."""
+    ``model_state_dict``, with a ``module.`` (DataParallel) or ``model.`` (a wrapping module's attribute)
+    prefix on every key removed."""
     state: Any = checkpoint
     for wrapper in ("state", "state_dict", "model_state_dict"):
         if isinstance(state, Mapping) and wrapper in state and isinstance(state[wrapper], Mapping):
