@@ -30,12 +30,11 @@ import torch
 from torch import Tensor
 
 from .audio import AtomicWriter, StreamResampler, check_input_path, open_audio, subtype_for, track_name
-from .chunking import overlap_weights, segment_starts
+from .chunking import DEFAULT_OVERLAP, overlap_weights, segment_starts
 from .errors import ZooError
 from .stems import has_complement, output_stems
 
 DEFAULT_MODEL = "tdc-17"  # the one model whose paper weights are reachable offline (ZOO_WEIGHTS_MIRROR)
-DEFAULT_OVERLAP = 0.25
 DEFAULT_BATCH_SIZE = 1  # on CPU a batch of one is fastest and smallest; raise it on a GPU
 METHODS = ("overlap-add", "authors")
 
@@ -46,18 +45,19 @@ Blocks = dict[str, np.ndarray]  # stem -> [frames, channels] float32
 @dataclass(frozen=True)
 class SeparationOptions:
     """How a track is cut: ``segment`` seconds (None: the model's training window), ``overlap`` as a fraction of
-    a segment (both rounded to whole STFT hops, see `geometry`), segments per model call, and the method
-    (``overlap-add`` or ``authors``)."""
+    a segment (None: the model's default, `DEFAULT_OVERLAP` unless its registry entry says otherwise; both rounded
+    to whole STFT hops, see `geometry`), segments per model call, and the method (``overlap-add`` or
+    ``authors``)."""
 
     segment: Optional[float] = None
-    overlap: float = DEFAULT_OVERLAP
+    overlap: Optional[float] = None
     batch_size: int = DEFAULT_BATCH_SIZE
     method: str = "overlap-add"
 
     def validate(self) -> None:
         if self.segment is not None and not self.segment > 0:
             raise ZooError(f"segment must be a positive number of seconds, got {self.segment}")
-        if not 0 <= self.overlap < 1:
+        if self.overlap is not None and not 0 <= self.overlap < 1:
             raise ZooError(f"overlap must be a fraction in [0, 1), got {self.overlap}")
         if self.batch_size < 1:
             raise ZooError(f"batch size must be at least 1, got {self.batch_size}")
@@ -76,7 +76,8 @@ class SeparationOptions:
             if hops < 2:
                 shortest = 2 * hop / model.sample_rate
                 raise ZooError(f"segment {self.segment} s is shorter than this model's minimum of {shortest:.3f} s (two STFT hops)")
-        overlap_hops = min(round(self.overlap * hops), hops - 1)
+        overlap = self.overlap if self.overlap is not None else getattr(model, "default_overlap", DEFAULT_OVERLAP)
+        overlap_hops = min(round(overlap * hops), hops - 1)
         return hops * hop, overlap_hops * hop
 
 
@@ -276,7 +277,7 @@ def separate(
     sample_rate: int,
     *,
     segment: Optional[float] = None,
-    overlap: float = DEFAULT_OVERLAP,
+    overlap: Optional[float] = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     method: str = "overlap-add",
 ) -> dict[str, Tensor]:
@@ -287,7 +288,7 @@ def separate(
         waveform: ``[channels, samples]`` or ``[batch, channels, samples]``, mono or stereo, any length.
         sample_rate: the waveform's rate; other rates than the model's are resampled there and back.
         segment: segment length in seconds (default: the model's training window).
-        overlap: fraction of a segment shared with the next one (linear cross-fade).
+        overlap: fraction of a segment shared with the next one (linear cross-fade); None: the model's default.
         batch_size: segments per model call.
         method: ``"overlap-add"`` (default) or ``"authors"`` (the original ISMIR 2020 chunk-and-trim).
 

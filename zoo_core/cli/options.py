@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 import click
 
 from ..errors import ZooError
-from ..separate import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, DEFAULT_OVERLAP, METHODS, SeparationOptions
+from ..separate import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, METHODS, SeparationOptions
 from .runner import PRECISIONS
 
 
@@ -34,7 +34,7 @@ def separation_options(command: Callable) -> Callable:
     """Add the separation options to ``command``, which receives them as ``run: RunSettings``."""
 
     @functools.wraps(command)
-    def wrapper(*args: Any, model_name: str, segment: Optional[float], overlap: float, batch_size: int, method: str,
+    def wrapper(*args: Any, model_name: str, segment: Optional[float], overlap: Optional[float], batch_size: int, method: str,
                 device: str, precision: str, jobs: int, **kwargs: Any) -> Any:
         if jobs < 1:
             raise ZooError(f"--jobs must be at least 1, got {jobs}")
@@ -48,8 +48,9 @@ def separation_options(command: Callable) -> Callable:
                      help="Model NAME[:VARIANT] (any variant in the cache: released, imported or trained)."),
         click.option("--segment", type=float, default=None, metavar="SECONDS",
                      help="Segment length in seconds [default: the model's training window]."),
-        click.option("--overlap", type=float, default=DEFAULT_OVERLAP, show_default=True, metavar="FRACTION",
-                     help="Fraction of a segment shared with the next (linear cross-fade)."),
+        click.option("--overlap", type=float, default=None, metavar="FRACTION",
+                     help="Fraction of a segment shared with the next (linear cross-fade) [default: the model's: "
+                          "0.25, or its reference's, e.g. 0.75 for MDX23C]."),
         click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True,
                      help="Segments per model call (raise it on a GPU)."),
         click.option("--method", type=click.Choice(METHODS), default="overlap-add", show_default=True,
