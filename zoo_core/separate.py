@@ -405,6 +405,14 @@ def model_folder(model) -> str:
     return name.replace(":", "_")  # a colon is not portable in a file name
 
 
+def model_label(model) -> str:
+    """``<model>:<variant>`` of the weights a model holds (``tdc-17:top1``), as the manifest records it."""
+    info = getattr(model, "weights_info", None) or {}
+    if info.get("model"):
+        return f"{info['model']}:{info['variant']}" if info.get("variant") else str(info["model"])
+    return str(getattr(model, "entry_name", "") or "model")
+
+
 def choose_stems(model, stems: Optional[Sequence[str]]) -> list[str]:
     """The stems to write: all of them, or those named (in the model's order); unknown names are an error."""
     available = output_stems(model.stems)

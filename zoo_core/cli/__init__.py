@@ -23,6 +23,7 @@ COMMANDS = {
     "pull": "weights:pull_command",
     "import": "weights:import_command",
     "separate": "separate:separate_command",
+    "stream": "stream:stream_command",
     "eval": "evaluate:eval_command",
     "demo": "demo:demo_command",
     "export": "export:export_command",
