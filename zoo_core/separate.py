@@ -12,6 +12,8 @@ model that estimates vocals alone (`zoo_core.stems`). The engine needs of ``mode
 ``[batch, 2, samples]`` to get ``[batch, stems, 2, samples]``, and ``sample_rate``, ``hop_length``, ``stems``
 and ``training_segment()``.
 
+``python -m zoo_core.separate`` is `zoo separate` (with ``--distributed`` under torchrun).
+
 ``method="authors"`` instead runs `zoo_core.reproduce.separate_like_authors` (the original chunk-and-trim
 procedure of the ISMIR 2020 code) on the whole track: the path that reproduces the paper's numbers.
 """
@@ -474,8 +476,15 @@ def separate_file(
             for stem, writer in writers.items():
                 writer.write(blocks[stem])
             frames += next(iter(blocks.values())).shape[0]
-        for writer in writers.values():
-            writer.commit()
+        committed: list[Path] = []
+        try:
+            for writer in writers.values():
+                writer.commit()
+                committed.append(writer.path)
+        except BaseException:  # all stems or none: a kill between two renames must not leave half a set
+            for done in committed:
+                done.unlink(missing_ok=True)
+            raise
         warnings = [
             f"{writer.path}: {writer.clipped} samples beyond ±1 were clipped by the {bits or '24'}-bit format; "
             "use --bits float (WAV) to keep them"
@@ -493,3 +502,13 @@ def separate_file(
         warnings,
     )
 
+
+if __name__ == "__main__":  # python -m zoo_core.separate: `zoo separate`, sharing the inputs under torchrun
+    import sys
+
+    from zoo_core.cli import run_command
+
+    arguments = sys.argv[1:]
+    if "WORLD_SIZE" in os.environ and "--distributed" not in arguments:
+        arguments.append("--distributed")
+    run_command("separate", arguments, prog_name="python -m zoo_core.separate")
