@@ -79,29 +79,29 @@ class Catalogue:
         started = time.perf_counter()
         book = Manifest(self.manifest, self.rank, sharded=self.world > 1)
         files, problems = expand_inputs(self.inputs) if self.rank == 0 else ([], [])
-        model = self._load_model() if ranks.from_main(bool(files), self._context()) else None
+        model = self._load_model() if ranks.from_main(bool(files), self.group) else None
         label = model_label(model) if model is not None else self.settings.model
         plan = self._plan(files, problems, model, label, book) if self.rank == 0 else None
-        plan = ranks.from_main(plan, self._context())
+        plan = ranks.from_main(plan, self.group)
         if self.rank == 0:
             self._report_plan(plan, label, book)
         share = self._my_share(plan.todo)
         outcome = self._separate(model, label, book, share)
-        outcomes = ranks.gather(outcome, self._context())
+        outcomes = ranks.gather(outcome, self.group)
         if self.rank != 0:
             return None, [], 0
         if self.world > 1:
             book.fold_shards()
         return self._summary(plan, outcomes, started), self._failures(plan, outcomes), plan.total
 
-    def _context(self):
-        from ..train.distributed import Context
-
-        if self.context is not None:
-            return self.context
+    @functools.cached_property
+    def group(self):
+        """torchrun's group, or a group of this process alone (the collectives then do nothing)."""
         import torch
 
-        return Context(0, 0, 1, torch.device("cpu"))
+        from ..train.distributed import Context
+
+        return self.context if self.context is not None else Context(0, 0, 1, torch.device("cpu"))
 
     def _device(self) -> str:
         return str(self.context.device) if self.context is not None else self.settings.device
@@ -112,7 +112,7 @@ class Catalogue:
         holder: dict[str, Any] = {}
         # rank 0 first: it fills the weights cache, the others then read it
         ranks.main_first(lambda: holder.update(model=load_for_inference(self.settings.model, self._device(), self.settings.precision)),
-                         self._context())
+                         self.group)
         model = holder["model"]
         choose_stems(model, self.stems)  # an unknown stem name fails before any work
         self.settings.separation.geometry(model)  # and so does a segment the model cannot use
@@ -147,7 +147,7 @@ class Catalogue:
         # the ranks read the headers in turns: thousands of files open in 1/world of the time
         mine = {i: declared_seconds(path) for i, (path, _) in enumerate(todo) if i % self.world == self.rank}
         seconds: dict[int, float] = {}
-        for part in ranks.gather(mine, self._context()):
+        for part in ranks.gather(mine, self.group):
             seconds.update(part)
         durations = [seconds[i] for i in range(len(todo))]
         share = shard(durations, self.world)[self.rank]
