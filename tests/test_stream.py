@@ -95,6 +95,16 @@ def test_state_stays_bounded_over_a_long_stream():
     assert np.mean(held[-500:]) < 1.05 * np.mean(held[100:600])  # and no drift from the first minute to the last
 
 
+def test_batched_segments_add_their_strides_to_the_latency():
+    audio = np.random.default_rng(4).standard_normal((200_000, 2)).astype(np.float32)
+    for batch in (1, 3):
+        options = SeparationOptions(segment=8 * 1024 / 44100, overlap=0.25, batch_size=batch)
+        separator = StreamingSeparator(_Identity(), 44100, channels=2, options=options)
+        assert separator.latency == 8 * 1024 + (batch - 1) * 6 * 1024 - 1  # segment + (batch - 1) * stride - 1
+        out = _stream(separator, _random_blocks(audio, seed=batch, largest=30_000))["vocals"]
+        assert np.abs(out[separator.latency :] - audio).max() <= 1e-6  # the input, exactly one latency later
+
+
 def test_latency_below_two_hops_and_pushing_after_flush_are_refused(tdc17):
     with pytest.raises(ZooError, match="minimum of 0.046 s"):
         options_for_latency(tdc17, 0.01, 44100, SeparationOptions())
