@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,7 +65,7 @@ def test_bad_files_fail_one_line_each_and_the_rest_is_separated(zoo, tmp_path, c
     assert _leftovers(tmp_path) == []
 
 
-def test_existing_outputs_need_force_and_json_summarises(zoo, tmp_path):
+def test_a_rerun_skips_what_the_manifest_records_and_other_outputs_need_force(zoo, tmp_path):
     source = tmp_path / "song.wav"
     _write_noise(source, 20_000, 2, rate=48000)
     out = tmp_path / "out"
@@ -75,8 +76,15 @@ def test_existing_outputs_need_force_and_json_summarises(zoo, tmp_path):
     entry = summary["separated"][0]
     assert (entry["sample_rate"], entry["channels"], entry["frames"]) == (48000, 2, 20_000)
     assert sf.info(entry["outputs"]["vocals"]).subtype == "PCM_24"
-    again = zoo("separate", source, "-o", out, "-q")
-    assert again.exit_code == 2 and "--force" in again.stderr
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in records] == ["started", "done"] and records[1]["model"] == "tdc-17:top1"
+    assert records[1]["outputs"]["vocals"] == str((out / "tdc-17_top1" / "song" / "vocals.wav").absolute())
+    written = Path(entry["outputs"]["vocals"]).stat().st_mtime_ns
+    again = zoo("separate", source, "-o", out, "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["skipped"] == [str(source)], again.stderr
+    assert "skipping 1 of 1 files" in again.stderr and Path(entry["outputs"]["vocals"]).stat().st_mtime_ns == written
+    unrecorded = zoo("separate", source, "-o", out, "-q", "--manifest", tmp_path / "other.jsonl")
+    assert unrecorded.exit_code == 2 and "--force" in unrecorded.stderr
     forced = zoo("separate", source, "-o", out, "-q", "--force", "--segment", "0.5", "--overlap", "0.5")
     assert forced.exit_code == 0, forced.stderr
 
@@ -106,3 +114,6 @@ def test_jobs_separate_files_in_parallel_processes(zoo, tmp_path):
     assert sorted(entry["track"] for entry in separated) == ["song0", "song1"]
     for entry in separated:
         assert sf.info(entry["outputs"]["accompaniment"]).frames == 10_000
+    statuses = [(Path(r["input"]).name, r["status"]) for r in map(json.loads, (tmp_path / "out" / "manifest.jsonl").open())]
+    for name in ("song0.flac", "song1.flac"):  # the main process records what the workers do
+        assert [status for n, status in statuses if n == name] == ["started", "done"]
