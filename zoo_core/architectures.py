@@ -63,8 +63,9 @@ class Architecture(Built):
                  layout; None when it is not one of the family's
     initialise:  optional ``initialise(network)``: the family's own initialisation for training from scratch
                  (PyTorch's defaults without it)
-    optimize:    optional ``optimize(network, dtype) -> network``: an exact, faster inference copy, in place of
-                 `zoo_core.inference.optimize`'s generic rewrite (BatchNorm folding, channels-last)
+    optimize:    optional ``optimize(network, dtype, portable) -> network``: an exact, faster inference copy, in
+                 place of `zoo_core.inference.optimize`'s generic rewrite (BatchNorm folding, channels-last);
+                 with ``portable`` (exported files) only what runs on every device and host
     description: one line for ``zoo list`` / ``zoo info``
     """
 

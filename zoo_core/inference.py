@@ -92,7 +92,7 @@ class DenseUnit(nn.Module):
         self.padding: list[int] = [conv.kernel_size[0] // 2, conv.kernel_size[1] // 2]
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.fuse_relu:
+        if self.fuse_relu and x.is_cpu:  # a CPU kernel: an exported file may run on CUDA too
             return torch.ops.mkldnn._convolution_pointwise(
                 x, self.conv.weight, self.conv.bias, self.padding, [1, 1], [1, 1], 1, "relu", [], ""
             )
@@ -231,13 +231,17 @@ def _architecture_rewrite(model: SeparationModel):
 
 
 def optimize(
-    model: SeparationModel, dtype: torch.dtype = torch.float32, channels_last: Optional[bool] = None
+    model: SeparationModel,
+    dtype: torch.dtype = torch.float32,
+    channels_last: Optional[bool] = None,
+    portable: bool = False,
 ) -> SeparationModel:
     """An inference-only copy of ``model`` (eval mode, no gradients needed); see the module docstring.
 
     An architecture that brings its own exact rewrite (`zoo_core.architectures.Architecture.optimize`) gets that
     instead of the generic one, and no channels-last layout unless asked for. ``channels_last`` defaults to True
-    on CPU for the generic rewrite. The original model is left untouched.
+    on CPU for the generic rewrite. ``portable`` (what exporters ask for) keeps only rewrites that run on every
+    device and host. The original model is left untouched.
     """
     if not isinstance(model, SeparationModel):
         raise ZooError(f"optimize() takes a SeparationModel, got {type(model).__name__}")
@@ -247,7 +251,7 @@ def optimize(
     device = next(fast.parameters()).device
     own = _architecture_rewrite(model)
     if own is not None:
-        unet = own(fast.unet, dtype).to(dtype=dtype)
+        unet = own(fast.unet, dtype, portable).to(dtype=dtype)
         fast.unet = LayoutAndPrecision(unet, dtype, bool(channels_last))
         for parameter in fast.parameters():
             parameter.requires_grad_(False)

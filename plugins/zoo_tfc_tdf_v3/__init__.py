@@ -77,9 +77,11 @@ def describe(network: TFCTDFv3Net) -> dict:
     return {"subbands": network.subbands, "time_factor": network.time_factor, "levels": len(network.encoders)}
 
 
-def optimize(network: TFCTDFv3Net, dtype: torch.dtype) -> nn.Module:
-    """NNPACK's Winograd convolutions for the large levels in float32 (`optimize_v3`); nothing for bfloat16."""
-    return optimize_v3(network) if dtype == torch.float32 else network
+def optimize(network: TFCTDFv3Net, dtype: torch.dtype, portable: bool) -> nn.Module:
+    """NNPACK's Winograd convolutions for the large levels (`optimize_v3`), in float32 and in this process only:
+    NNPACK is a CPU library whose kernel failed in a C++ host with two threads, so exported files keep the plain
+    convolutions."""
+    return optimize_v3(network) if dtype == torch.float32 and not portable else network
 
 
 @hookimpl
