@@ -86,7 +86,10 @@ def test_an_interrupted_separation_leaves_no_partial_files_or_empty_folders(weig
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == (143 if how == "SIGTERM" else 130), stderr
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] in ("terminated", "interrupted")
-    assert _files(tmp_path) == ["long.wav"]  # no .part file, and no out/ folder for outputs that never landed
+    # no .part file and no folder for outputs that never landed; the manifest says the item was not finished
+    assert _files(tmp_path) == ["long.wav", "out", "out/manifest.jsonl"]
+    records = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert records and not [r for r in records if r["status"] == "done"]
 
 
 @pytest.mark.slow
