@@ -18,6 +18,7 @@ from zoo_core.errors import ZooError
 from zoo_core.export.inspect import inspect_artifact, load_torchscript
 from zoo_core.export.torchscript import export_torchscript
 from zoo_core.separate import SeparationOptions
+from zoo_core.stems import has_complement, output_stems
 
 
 def small_lengths(model) -> list[int]:
@@ -61,13 +62,15 @@ def test_every_model_exports_and_matches_eager(name: str, tmp_path: Path):
     module, metadata = load_torchscript(path)
     assert metadata["model"] == name and metadata["weights"] is None
     assert metadata["sample_rate"] == module.sample_rate() == model.sample_rate
+    assert module.stems() == metadata["stems"] == output_stems(model.stems)
     mixture = 0.1 * torch.randn(1, 2, 777)
     with torch.no_grad():
         stems = module(mixture)
-        vocals = model(mixture)
-    assert stems.shape == (1, 2, 2, 777)
-    torch.testing.assert_close(stems[:, :1], vocals)
-    torch.testing.assert_close(stems.sum(1), mixture)  # accompaniment = mixture - vocals
+        estimates = model(mixture)
+    assert stems.shape == (1, len(module.stems()), 2, 777)
+    torch.testing.assert_close(stems[:, : len(model.stems)], estimates)
+    if has_complement(model.stems):
+        torch.testing.assert_close(stems.sum(1), mixture)  # accompaniment = mixture - vocals
 
 
 def test_metadata_describes_weights_and_contract(tdc17_artifact: Path, tdc17):

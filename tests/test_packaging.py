@@ -25,7 +25,8 @@ def test_wheel_contains_everything_and_lists_every_model(tmp_path):
     (wheel,) = dist.glob("svs_zoo-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "zoo_core/registry.toml" in names
-    for plugin in ("zoo_tdf", "zoo_tdc", "zoo_tfc", "zoo_tfc_tdf", "zoo_tdc_rnn", "zoo_tfc_rnn"):
+    plugins = ("zoo_unet", "zoo_tdf", "zoo_tdc", "zoo_tfc", "zoo_tfc_tdf", "zoo_tdc_rnn", "zoo_tfc_rnn", "zoo_tfc_tdf_v3")
+    for plugin in plugins:
         assert f"{plugin}/__init__.py" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "[svs_zoo.plugins]" in zipfile.ZipFile(wheel).read(entry_points).decode()
@@ -47,4 +48,4 @@ def test_wheel_contains_everything_and_lists_every_model(tmp_path):
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
     assert len(rows) >= 9
-    assert {r["plugin"] for r in rows} == {"tdf", "tdc", "tfc", "tfc-tdf", "tdc-rnn", "tfc-rnn"}
+    assert {r["plugin"] for r in rows} == {"tdf", "tdc", "tfc", "tfc-tdf", "tdc-rnn", "tfc-rnn", "tfc-tdf-v3"}
