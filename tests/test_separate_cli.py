@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from click.testing import CliRunner
 
 from zoo_core.cli import main
+from zoo_core.cli.separate import load_for_inference
+from zoo_core.separate import separate
 
 
 @pytest.fixture
@@ -75,10 +79,20 @@ def test_existing_outputs_need_force_and_json_summarises(zoo, tmp_path):
     entry = summary["separated"][0]
     assert (entry["sample_rate"], entry["channels"], entry["frames"]) == (48000, 2, 20_000)
     assert sf.info(entry["outputs"]["vocals"]).subtype == "PCM_24"
+    outputs = {stem: Path(path) for stem, path in entry["outputs"].items()}
+    before = {stem: path.read_bytes() for stem, path in outputs.items()}
     again = zoo("separate", source, "-o", out, "-q")
     assert again.exit_code == 2 and "--force" in again.stderr
+    assert {stem: path.read_bytes() for stem, path in outputs.items()} == before  # left alone
     forced = zoo("separate", source, "-o", out, "-q", "--force", "--segment", "0.5", "--overlap", "0.5")
     assert forced.exit_code == 0, forced.stderr
+    # rewritten: float now (the default), and the separation with the new segment settings, read back
+    mixture = torch.from_numpy(sf.read(source, dtype="float32", always_2d=True)[0].T.copy())
+    expected = separate(load_for_inference("tdc-17", "cpu"), mixture, 48000, segment=0.5, overlap=0.5)
+    for stem, path in outputs.items():
+        assert sf.info(path).subtype == "FLOAT"
+        written = sf.read(path, dtype="float32", always_2d=True)[0].T
+        assert np.array_equal(written, expected[stem].numpy()), stem
 
 
 def test_bad_options_are_one_line_errors(zoo, tmp_path):
