@@ -26,7 +26,7 @@ import torch
 import zoo_core
 from zoo_core.export.aoti import export_aoti
 from zoo_core.export.artifact import SeparatorArtifact
-from zoo_core.export.files import torchscript_deprecation_silenced
+from zoo_core.export.deprecation import torchscript_deprecation_silenced
 from zoo_core.export.torchscript import export_torchscript
 from zoo_core.separate import SeparationOptions
 

@@ -110,7 +110,7 @@ def make_runner(spec: dict[str, Any], mixture: torch.Tensor):
         model = build_model(spec["model"], spec["build"])
         return lambda: separate(model, mixture, RATE)
     if kind == "torchscript":
-        from zoo_core.export.files import torchscript_deprecation_silenced
+        from zoo_core.export.deprecation import torchscript_deprecation_silenced
 
         with torchscript_deprecation_silenced():
             scripted = torch.jit.load(spec["path"])
@@ -340,7 +340,7 @@ def memory_child(model_name: str, wav: str, out: str) -> None:
     tune_allocator()
     model = build_model(model_name, "optimized")
     began = time.perf_counter()
-    separate_file(model, wav, out, model_name=model_name, force=True)
+    separate_file(model, wav, out, force=True)
     print(json.dumps({"peak_rss_mb": own_peak_rss_mb(), "seconds": time.perf_counter() - began}))
 
 

@@ -53,7 +53,7 @@ def measure(model_name: str, path: Path, out_dir: Path) -> dict:
     model = zoo_core.create_model(model_name).eval()
     before_mb = _rss_now_mb()
     started = time.perf_counter()
-    result = separate_file(model, path, out_dir, model_name=model_name, force=True)
+    result = separate_file(model, path, out_dir, force=True)
     wall = time.perf_counter() - started
     audio_s = result.frames / result.sample_rate
     return {

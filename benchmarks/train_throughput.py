@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from zoo_core import count_parameters, create_model, list_models
+from zoo_core import count_parameters, create_model, get_entry, list_models
+from zoo_core.registry import architecture_for
 from zoo_core.train.config import TrainConfig
-from zoo_core.train.initialisation import initialise
 from zoo_core.train.loop import autocast_for, compute_loss
 
 PAPER_MODELS = ("tdf-17", "tdc-17", "tfc-17", "tfc-tdf-17", "tfc-tdf-small", "tfc-tdf-small-mag", "tfc-tdf-large",
@@ -34,7 +34,9 @@ def synchronise(device: torch.device) -> None:
 
 def step_seconds(name: str, batch_size: int, steps: int, device: torch.device, precision: str) -> float:
     model = create_model(name).to(device).train()
-    initialise(model.unet, model.unet.config.output_activation)
+    initialise = architecture_for(get_entry(name)).initialise
+    if initialise is not None:
+        initialise(model.unet)
     config = TrainConfig(model=name, musdb="", output="", precision=precision)
     autocast = autocast_for(config, device)
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
@@ -42,7 +44,7 @@ def step_seconds(name: str, batch_size: int, steps: int, device: torch.device, p
     samples = model.settings.window_samples
     generator = torch.Generator().manual_seed(0)
     mixture = torch.randn(batch_size, 2, samples, generator=generator).mul(0.1).to(device)
-    target = torch.randn(batch_size, 2, samples, generator=generator).mul(0.05).to(device)
+    target = torch.randn(batch_size, len(model.stems), 2, samples, generator=generator).mul(0.05).to(device)
     times = []
     for index in range(steps + 1):
         synchronise(device)

@@ -91,8 +91,10 @@ def run_host(binary: Path, *args) -> subprocess.CompletedProcess:
     return subprocess.run([str(binary), *map(str, args), "--batch-size", str(BATCH_SIZE)], capture_output=True, text=True)
 
 
-def assert_host_matches(binary: Path, model: Path, clip_wav: Path, out: Path, expected: torch.Tensor) -> str:
-    result = run_host(binary, model, clip_wav, out)
+def assert_host_matches(
+    binary: Path, model: Path, clip_wav: Path, out: Path, expected: torch.Tensor, *options: str
+) -> str:
+    result = run_host(binary, model, clip_wav, out, *options)
     assert result.returncode == 0, result.stderr
     for index, stem in enumerate(["vocals", "accompaniment"]):
         audio, rate = soundfile.read(out / f"{stem}.wav", dtype="float32", always_2d=True)
@@ -104,7 +106,7 @@ def assert_host_matches(binary: Path, model: Path, clip_wav: Path, out: Path, ex
 
 @pytest.mark.slow
 def test_host_runs_torchscript_artifact_like_python(host_binary, torchscript_artifact, clip_wav, python_stems, tmp_path):
-    stdout = assert_host_matches(host_binary, torchscript_artifact, clip_wav, tmp_path, python_stems)
+    stdout = assert_host_matches(host_binary, torchscript_artifact, clip_wav, tmp_path, python_stems, "--verbose")
     assert '"model": "tdc-17"' in stdout and '"sample_rate": 44100' in stdout  # the embedded zoo.json
     assert "real-time factor" in stdout
 

@@ -48,7 +48,7 @@ def test_demo_runs_offline_and_prints_the_sdr_of_what_it_wrote(weights_mirror, c
     # the printed SDRs are those of the files written, against the clip's true stems (median over 1-s frames)
     stems, _ = read_stems(clip_path)
     truth = {"vocals": stems["vocals"], "accompaniment": stems["drums"] + stems["bass"] + stems["other"]}
-    folder = tmp_path / "tdc-17" / "The Easton Ellises - Falcon 69"
+    folder = tmp_path / "tdc-17_top1" / "The Easton Ellises - Falcon 69"
     for stem in ("vocals", "accompaniment"):
         info = sf.info(folder / f"{stem}.wav")
         assert (info.samplerate, info.channels, info.frames) == (44100, 2, 268_288)

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from zoo_core.audio import MUSDB_STEMS, read_stems
 from zoo_core.cli import main
-from zoo_core.cli.separate import load_for_inference
+from zoo_core.cli.runner import load_for_inference
 from zoo_core.evaluate import aggregate, track_summary
 from zoo_core.separate import separate
 

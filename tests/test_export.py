@@ -128,10 +128,12 @@ def test_refuses_to_write_when_scripted_disagrees(tmp_path: Path):
 def test_unwritable_paths_fail_before_any_work(tmp_path: Path):
     model = zoo_core.create_model("tdf-17")
     entry = zoo_core.get_entry("tdf-17")
-    with pytest.raises(ZooError, match="cannot write .*No such file"):
-        export_torchscript(model, entry, tmp_path / "missing" / "x.ts.pt")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ZooError, match="is a file, not a folder"):
+        export_torchscript(model, entry, tmp_path / "a-file" / "x.ts.pt")
     with pytest.raises(ZooError, match="it is a folder"):
         export_torchscript(model, entry, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
@@ -197,7 +199,7 @@ def test_cli_exports_a_model_without_weights_to_the_current_folder(tmp_path: Pat
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["export", "tdf-17"])
     assert result.exit_code == 0, result.output
-    assert "no released weights" in result.stderr
+    assert "no released or cached weights" in result.stderr
     assert "wrote tdf-17.ts.pt" in result.stdout
     assert load_torchscript(tmp_path / "tdf-17.ts.pt")[1]["weights"] is None
 

@@ -47,18 +47,31 @@ def test_complex_as_channels_order_and_inverse():
     torch.testing.assert_close(image[0, 1], spec[0, 0].imag)  # Im L
     torch.testing.assert_close(image[0, 2], spec[0, 1].real)  # Re R
     torch.testing.assert_close(image[0, 3], spec[0, 1].imag)  # Im R
-    torch.testing.assert_close(ComplexAsChannels().inverse(image, spec), spec)
+    torch.testing.assert_close(ComplexAsChannels().inverse(image.unsqueeze(1), 2)[:, 0], spec)
+
+
+def test_kept_bins_are_cropped_and_zero_filled_back():
+    """TFC-TDF-UNet v3 keeps the lowest bins only: the inverse puts zeros above them."""
+    spec = torch.randn(1, 2, 9, 3, dtype=torch.complex64)
+    image = ComplexAsChannels(bins=6)(spec)
+    assert image.shape == (1, 4, 6, 3)
+    back = ComplexAsChannels(bins=6).inverse(image.unsqueeze(1), 9)[:, 0]
+    torch.testing.assert_close(back[:, :, :6], spec[:, :, :6])
+    assert torch.count_nonzero(back[:, :, 6:]) == 0
 
 
 def test_magnitude_framing_keeps_mixture_phase():
     spec = torch.randn(1, 2, 5, 3, dtype=torch.complex64)
     mags = MagnitudeFraming()(spec)
-    torch.testing.assert_close(MagnitudeFraming().inverse(mags, spec), spec, atol=1e-5, rtol=1e-5)
+    back = MagnitudeFraming().inverse(mags.unsqueeze(1), 5, spec)[:, 0]
+    torch.testing.assert_close(back, spec, atol=1e-5, rtol=1e-5)
 
 
 class PassThrough(nn.Module):
+    time_factor = 1
+
     def forward(self, x):
-        return x
+        return x.unsqueeze(1)
 
 
 @pytest.mark.parametrize("name", ["tdc-17", "tfc-tdf-small", "tfc-tdf-large", "tfc-tdf-small-mag"])
@@ -80,4 +93,4 @@ def test_padding_and_framing_reconstruct_any_length(name, samples):
 
 class _OnesMask(nn.Module):
     def forward(self, x):
-        return torch.ones_like(x)
+        return torch.ones_like(x).unsqueeze(1)

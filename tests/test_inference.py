@@ -11,7 +11,7 @@ from torch import nn
 import zoo_core
 from zoo_core.audio import read_stems
 from zoo_core.errors import ZooError
-from zoo_core.export.files import torchscript_deprecation_silenced
+from zoo_core.export.deprecation import torchscript_deprecation_silenced
 from zoo_core.inference import fold_batchnorm, optimize
 from zoo_core.metrics import sdr
 from zoo_core.reproduce import separate_like_authors

@@ -102,9 +102,7 @@ LEVEL_SHAPES = {  # (frames, bins) per encoder level then the middle, from ismir
 
 @pytest.mark.parametrize("name", sorted(LEVEL_SHAPES))
 def test_level_shapes(name):
-    entry = get_entry(name)
-    block = zoo_core.registry.block_for(entry)
-    assert entry.unet_config(block, entry.stft_for(entry.variant())).level_shapes() == LEVEL_SHAPES[name]
+    assert create_model(name).unet.config.level_shapes() == LEVEL_SHAPES[name]
 
 
 def test_tdf_bottleneck_units():
@@ -166,5 +164,15 @@ def test_block_rejects_unknown_argument():
     entry = get_entry("tdc-17")
     bad = ModelEntry(name="x", block="tdc", architecture=dict(entry.architecture),
                      block_args={"layerz": 3}, stft=entry.stft)
-    with pytest.raises(ConfigError, match="tdc.*layerz"):
+    with pytest.raises(ConfigError, match="tdc.*layerz.*did you mean 'layers'"):
         create_model(bad)
+
+
+def test_architecture_rejects_unknown_option_and_wrong_type():
+    entry = get_entry("tdc-17")
+    typo = ModelEntry(name="x", block="tdc", architecture={**entry.architecture, "chanels": 8}, stft=entry.stft)
+    with pytest.raises(ConfigError, match="unknown argument 'chanels' \\(did you mean 'channels'\\?\\)"):
+        create_model(typo)
+    wrong = ModelEntry(name="x", block="tdc", architecture={**entry.architecture, "n_blocks": "17"}, stft=entry.stft)
+    with pytest.raises(ConfigError, match="n_blocks must be a int"):
+        create_model(wrong)

@@ -10,13 +10,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 import zoo_core
 from zoo_core.cli import main
 from zoo_core.errors import PluginError
-from zoo_core.registry import count_parameters, get_catalogue, reset_catalogue
+from zoo_core.registry import get_catalogue, reset_catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PLUGIN = ROOT / "examples" / "third-party-plugin"
@@ -168,15 +167,18 @@ def test_third_party_plugin_appears_everywhere(installed_example):
     listed = _run_with(installed_example, *zoo, "list", "plain*", "--json")
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
-    assert [r["name"] for r in rows] == ["plain-tfc-tdf-small"]
-    assert rows[0]["plugin"] == "plain-tfc-tdf" and rows[0]["block"] == "plain-tfc-tdf"
+    assert [r["name"] for r in rows] == ["plain-tfc-tdf-mdx", "plain-tfc-tdf-small"]
+    assert all(r["plugin"] == "plain-tfc-tdf" and r["block"] == "plain-tfc-tdf" for r in rows)
+    assert [r["architecture"] for r in rows] == ["multiplicative-unet", "unet"]
+    assert rows[0]["architecture_plugin"] == "plain-tfc-tdf" and rows[1]["architecture_plugin"] == "unet"
     info = _run_with(installed_example, *zoo, "info", "plain-tfc-tdf-small")
     assert info.returncode == 0 and "plain-tfc-tdf" in info.stdout
     plugins = _run_with(installed_example, *zoo, "plugins", "--json")
     entry = [p for p in json.loads(plugins.stdout)["plugins"] if p["name"] == "plain-tfc-tdf"][0]
     assert entry["distribution"] == "svs-zoo-plain-tfc-tdf" and entry["version"] == "0.1.0"
-    assert entry["hooks"] == ["register_blocks", "register_models"]
-    assert entry["models"] == ["plain-tfc-tdf-small"]
+    assert entry["hooks"] == ["register_architectures", "register_blocks", "register_models"]
+    assert entry["architectures"] == ["multiplicative-unet"]
+    assert entry["models"] == ["plain-tfc-tdf-mdx", "plain-tfc-tdf-small"]
 
 
 def test_third_party_model_builds_scripts_and_runs(installed_example):
@@ -197,6 +199,53 @@ def test_third_party_model_builds_scripts_and_runs(installed_example):
     assert result["diff"] < 1e-5
     # 7 blocks of 3 plain 3x3 convs + TDF(F/8, no bias): counted independently from its layer definition
     assert result["params"] == _plain_tfc_tdf_small_parameters()
+
+
+def test_third_party_architecture_builds_scripts_separates_and_exports(installed_example, tmp_path):
+    """The example's own skeleton goes through everything a built-in architecture does: build, TorchScript,
+    separation of a file (one file per stem) and the TorchScript export with its checks."""
+    code = textwrap.dedent(f"""
+        import json, numpy, soundfile, torch, zoo_core
+        from zoo_core.separate import separate_file
+        from zoo_core.export.torchscript import export_torchscript
+        model = zoo_core.create_model("plain-tfc-tdf-mdx").eval()
+        x = torch.randn(1, 2, 30000)
+        with torch.inference_mode():
+            y = model(x)
+            z = torch.jit.script(model)(x)
+        source = "{tmp_path}/mix.wav"
+        soundfile.write(source, numpy.random.default_rng(0).standard_normal((20000, 2)).astype("float32") * 0.1, 44100)
+        written = separate_file(model, source, "{tmp_path}/out")
+        exported = export_torchscript(model, zoo_core.get_entry("plain-tfc-tdf-mdx"), __import__("pathlib").Path("{tmp_path}/m.ts.pt"))
+        print(json.dumps({{"shape": list(y.shape), "params": zoo_core.count_parameters(model),
+                          "diff": float((y - z).abs().max()), "outputs": sorted(written.outputs),
+                          "frames": soundfile.info(written.outputs["vocals"]).frames,
+                          "checks": all(c.passed for c in exported.checks)}}))
+    """)
+    done = _run_with(installed_example, sys.executable, "-W", "ignore", "-c", code)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["shape"] == [1, 1, 2, 30000] and result["diff"] < 1e-5
+    assert result["outputs"] == ["accompaniment", "vocals"] and result["frames"] == 20000
+    assert result["checks"]
+    assert result["params"] == _plain_tfc_tdf_mdx_parameters()
+
+
+def _plain_tfc_tdf_mdx_parameters() -> int:
+    """Counted from the example's layer definitions: 1x1 first conv + BN; per level a block of 2 plain 3x3
+    convs (+BN) and a TDF (F -> F/8 -> F, no bias, BN affine), a 2x2 strided conv (+BN) adding 16 channels;
+    mirrored transposed convs; a 1x1 last conv."""
+
+    def block(c: int, bins: int) -> int:
+        return 2 * (c * c * 9 + c + 2 * c) + 2 * bins * (bins // 8) + 2 * (2 * c)
+
+    total = 4 * 16 + 16 + 2 * 16
+    channels, bins = [16, 32, 48], [1024, 512, 256]
+    for c, f in zip(channels, bins):
+        total += 2 * block(c, f)  # encoder and decoder block of the level
+        total += 2 * c * (c + 16) * 4 + 3 * (c + 16) + 3 * c  # 2x2 kernels down and up, each bias + BN
+    total += block(64, 128)  # middle
+    return total + 16 * 4 + 4
 
 
 def _plain_tfc_tdf_small_parameters() -> int:

@@ -74,18 +74,30 @@ def test_list_filters_like_timm():
     assert code == 0 and "no model matches" in out
 
 
-def test_list_table_is_readable():
+def test_list_table_fits_80_columns_with_whole_numbers(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
     code, out, _ = run_cli("list")
     assert code == 0
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[0].split()[:3] == ["name", "network", "parameters"]
+    row = next(line.split() for line in lines if line.startswith("tfc-tdf-large "))
+    assert row[1:4] == ["unet/tfc-tdf", "2,232,132", "4096/2048"] and row[-1] == "7.98"
+
+
+def test_list_table_shows_stems_and_plugins_when_wide(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")
+    code, out, _ = run_cli("list")
     header = out.splitlines()[0].split()
-    assert header[:3] == ["name", "block", "parameters"] and "plugin" in header
-    assert "2,232,132" in out and "4096/2048/128" in out
+    assert code == 0 and "plugin" in header and "stems" in header
+    assert next(line for line in out.splitlines() if line.startswith("tdc-17 ")).split()[-1] == "tdc"
 
 
 def test_info_shows_entry_and_resolved_architecture():
     code, out, err = run_cli("info", "tfc-tdf-large")
     assert code == 0, err
     assert "2,232,132" in out and "128 x 2048" in out and "8 x 128" in out and "paper (default)" in out
+    assert "architecture     unet (plugin unet)" in out
     code, out, _ = run_cli("info", "tfc-tdf-17", "--json")
     data = json.loads(out)
     arch = data["architecture"]

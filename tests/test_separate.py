@@ -14,7 +14,7 @@ from zoo_core.audio import read_audio, read_stems
 from zoo_core.chunking import overlap_weights, segment_starts
 from zoo_core.errors import ZooError
 from zoo_core.metrics import sdr
-from zoo_core.separate import OverlapAdd, SeparationOptions, default_segment_samples, separate, separate_file
+from zoo_core.separate import OverlapAdd, SeparationOptions, separate, separate_file
 
 # svs-zoo's default overlap-add, tdc-17 top1, stream-0 mixture: median vocal SDR on the clip (README; regression)
 OVERLAP_ADD_CLIP_SDR = 1.806
@@ -25,6 +25,7 @@ def model(weights_mirror):
     model = zoo_core.create_model("tdc-17:top1")
     state = torch.load(weights_mirror / "cac_tdc_17_vocals_top1.pt", map_location="cpu", weights_only=True)
     model.unet.load_state_dict(state)
+    model.weights_info = {"model": "tdc-17", "variant": "top1"}  # as load_model records it
     return model.eval()
 
 
@@ -48,6 +49,7 @@ class Identity(torch.nn.Module):
 
     sample_rate = 44100
     hop_length = 1024
+    stems = ["vocals"]
 
     def forward(self, mixture):
         return mixture.unsqueeze(1)
@@ -91,7 +93,7 @@ def test_streaming_equals_the_one_shot_definition(model):
         engine = OverlapAdd(model, segment, overlap, batch)
         pieces = [engine.push(mixture[:, i : i + block]) for i in range(0, total, block)]
         pieces.append(engine.finish())
-        assert torch.equal(torch.cat(pieces, dim=1), expected), (block, batch)
+        assert torch.equal(torch.cat(pieces, dim=2)[0], expected), (block, batch)
 
 
 def test_blending_has_no_seams():
@@ -99,7 +101,7 @@ def test_blending_has_no_seams():
     for segment, overlap, block in [(4096, 1024, 1000), (3000, 0, 7000), (5000, 4000, 50_000)]:
         engine = OverlapAdd(Identity(), segment, overlap)
         pieces = [engine.push(mixture[:, i : i + block]) for i in range(0, 50_000, block)]
-        output = torch.cat([*pieces, engine.finish()], dim=1)
+        output = torch.cat([*pieces, engine.finish()], dim=2)[0]
         assert torch.allclose(output, mixture, atol=1e-6)
 
 
@@ -125,7 +127,7 @@ def test_48k_input_gives_nearly_the_same_vocals(model, excerpt):
 
 def test_any_length_mono_and_batches(model):
     rng = np.random.default_rng(1)
-    for samples, rate in ((1, 22050), (700, 44100), (default_segment_samples(model) + 1, 44100)):
+    for samples, rate in ((1, 22050), (700, 44100), (model.training_segment() + 1, 44100)):
         mono = torch.from_numpy(rng.standard_normal((1, samples)).astype(np.float32) * 0.1)
         estimates = separate(model, mono, rate)
         assert estimates["vocals"].shape == (1, samples)
@@ -169,7 +171,7 @@ def test_separate_file_writes_what_separate_returns(model, tmp_path, rate, chann
     audio = (np.random.default_rng(2).standard_normal((37_000, channels)) * 0.1).astype(np.float32)
     source = tmp_path / f"voice memo.{format}"
     sf.write(source, audio, rate, subtype="FLOAT" if bits == "float" else "PCM_16")
-    result = separate_file(model, source, tmp_path / "out", model_name="tdc-17:top1", format=format, bits=bits)
+    result = separate_file(model, source, tmp_path / "out", format=format, bits=bits)
     folder = tmp_path / "out" / "tdc-17_top1" / "voice memo"
     assert result.outputs == {"vocals": folder / f"vocals.{format}", "accompaniment": folder / f"accompaniment.{format}"}
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in result.outputs.values())
@@ -191,12 +193,12 @@ def test_separate_file_writes_what_separate_returns(model, tmp_path, rate, chann
     # an existing output needs force, and is left alone without it
     before = {stem: path.read_bytes() for stem, path in result.outputs.items()}
     with pytest.raises(ZooError, match="--force"):
-        separate_file(model, source, tmp_path / "out", model_name="tdc-17:top1", format=format, bits=bits)
+        separate_file(model, source, tmp_path / "out", format=format, bits=bits)
     assert {stem: path.read_bytes() for stem, path in result.outputs.items()} == before
     # with force, both files are written again: replace them by silence, and the separation comes back
     for path in result.outputs.values():
         sf.write(path, np.zeros((37_000, channels), np.float32), rate, subtype=subtype)
-    separate_file(model, source, tmp_path / "out", model_name="tdc-17:top1", format=format, bits=bits, force=True)
+    separate_file(model, source, tmp_path / "out", format=format, bits=bits, force=True)
     for stem, path in result.outputs.items():  # (a float WAV's PEAK chunk holds a time stamp: compare samples)
         assert np.array_equal(sf.read(path, dtype="float32", always_2d=True)[0].T, written[stem]), stem
 

@@ -78,11 +78,11 @@ def test_pull_writes_safetensors_with_provenance_and_hash_record(mirror, no_netw
 
 def test_load_model_pulls_once_and_reports_its_weights(mirror, no_network):
     entry = get_entry("tdc-17")
-    assert weights_status(entry) == "downloadable"
+    assert weights_status(entry) == "3 downloadable"
 
     model = load_model("tdc-17")
 
-    assert weights_status(entry) == "cached" and weights_status(entry, "top2") == "downloadable"
+    assert weights_status(entry) == "1 of 3 cached"
     assert not model.training
     info = model.weights_info
     assert info["model"] == "tdc-17" and info["variant"] == "top1"
@@ -286,7 +286,9 @@ def test_cli_pull_and_import(mirror, weights_mirror, tmp_path):
 
     imported = runner.invoke(main, ["import", str(weights_mirror / TOP1), "--model", "tdc-17", "--variant", "again"])
     assert imported.exit_code == 0, imported.output
-    assert imported.output.strip().endswith(str(cached_path(get_entry("tdc-17"), "again")))
+    first, framing = imported.output.strip().splitlines()
+    assert first.endswith(str(cached_path(get_entry("tdc-17"), "again")))
+    assert framing == "STFT n_fft 2048, hop 1024, center=False (from the released variant top1)"
 
     for args, code in ((["pull", "tfc-17"], 2), (["import", str(tmp_path / "missing.pt"), "--model", "tdc-17"], 2)):
         failed = runner.invoke(main, args)

@@ -1,4 +1,4 @@
-"""svs-zoo core: block interface, U-Net skeleton, spectrogram framing, registry, plugins and CLI.
+"""svs-zoo core: block and architecture interfaces, spectrogram framing, registry, plugins and CLI.
 
 Quick start::
 
@@ -8,19 +8,22 @@ Quick start::
     model = zoo_core.load_model("tdc-17:top1")          # with the authors' weights (pulled when needed)
 """
 
-from .blocks import BlockContext, BlockType
-from .errors import ZooError
-from .hookspecs import hookimpl
-from .model import SeparationModel, StftSettings
-from .registry import count_parameters, create_model, get_entry, list_models, resolve
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
 
-__version__ = "0.1.0"
-
-from .weights import load_model  # noqa: E402  (the weights package reads __version__)
+from .architectures import Architecture, NetworkContext  # noqa: E402
+from .blocks import BlockContext, BlockType  # noqa: E402
+from .errors import ConfigError, ZooError  # noqa: E402
+from .hookspecs import hookimpl  # noqa: E402
+from .model import SeparationModel, StftSettings  # noqa: E402
+from .registry import count_parameters, create_model, get_entry, list_models, resolve  # noqa: E402
+from .weights import load_model  # noqa: E402
 
 __all__ = [
+    "Architecture",
     "BlockContext",
     "BlockType",
+    "ConfigError",
+    "NetworkContext",
     "SeparationModel",
     "StftSettings",
     "ZooError",

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Iterator, Optional
 
 import numpy as np
 
-from .errors import ZooError
+from .errors import ZooError, first_line
+from .files import check_writable, temporary_path
 
 SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 PYAV_EXTENSIONS = (".mp4", ".m4a", ".aac")
@@ -91,7 +91,7 @@ class _SoundFileReader(AudioReader):
                 info = handle.extra_info
                 sample_rate, channels, frames = handle.samplerate, handle.channels, handle.frames
         except (soundfile.LibsndfileError, RuntimeError) as exc:
-            raise ZooError(f"{path}: cannot read audio ({_first_line(exc)})") from None
+            raise ZooError(f"{path}: cannot read audio ({first_line(exc)})") from None
         for declared, actual in _WAV_LENGTH_FIX.findall(info):
             if int(declared) > int(actual) and int(declared) not in _STREAMED_WAV_SIZES:
                 raise ZooError(f"{path}: truncated file (header declares {declared} data bytes, file holds {actual})")
@@ -110,7 +110,7 @@ class _SoundFileReader(AudioReader):
                         return
                     yield block
         except soundfile.LibsndfileError as exc:
-            raise ZooError(f"{self.path}: cannot decode ({_first_line(exc)}); the file may be truncated") from None
+            raise ZooError(f"{self.path}: cannot decode ({first_line(exc)}); the file may be truncated") from None
 
 
 class _PyAVReader(AudioReader):
@@ -129,7 +129,7 @@ class _PyAVReader(AudioReader):
                 sample_rate, channels = audio.rate, audio.channels
                 frames = _declared_frames(audio)
         except av.error.FFmpegError as exc:
-            raise ZooError(f"{path}: cannot read audio ({_first_line(exc)})") from None
+            raise ZooError(f"{path}: cannot read audio ({first_line(exc)})") from None
         super().__init__(path, sample_rate, channels, frames)
 
     def _decode(self, block_frames: int) -> Iterator[np.ndarray]:
@@ -153,7 +153,7 @@ class _PyAVReader(AudioReader):
                 for converted in converter.resample(None):
                     pending.append(converted.to_ndarray().reshape(-1, self.channels))
         except av.error.FFmpegError as exc:
-            raise ZooError(f"{self.path}: cannot decode ({_first_line(exc)}); the file may be truncated") from None
+            raise ZooError(f"{self.path}: cannot decode ({first_line(exc)}); the file may be truncated") from None
         if pending:
             yield np.concatenate(pending)
 
@@ -162,11 +162,6 @@ def _declared_frames(stream) -> int:
     if stream.duration is None or stream.time_base is None:
         return 0
     return int(round(float(stream.duration * stream.time_base) * stream.rate))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def check_input_path(path: Path) -> None:
@@ -233,21 +228,20 @@ def subtype_for(format: str, bits: Optional[str]) -> str:
     return OUTPUT_BITS[bits]
 
 
-def temporary_path(path: Path) -> Path:
-    """A hidden, unique name next to ``path`` (same folder, so the final `os.replace` is atomic)."""
-    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-
-
 class AtomicWriter:
-    """Writes ``[frames, channels]`` blocks to a temporary file next to ``path``; `commit` renames it into place,
-    `discard` (or leaving the ``with`` block on an exception) removes it, so no half-written file remains."""
+    """Writes ``[frames, channels]`` blocks to a temporary file (`zoo_core.files`); `commit` moves it to ``path``,
+    `discard` (or leaving the ``with`` block on an exception) removes it, so no half-written file remains and no
+    folder is created for a file that never lands. For integer formats it counts the samples that clip
+    (``clipped``): float WAV keeps values beyond ±1, 16- and 24-bit cannot."""
 
     def __init__(self, path: Path, sample_rate: int, channels: int, format: str = "wav", subtype: str = "FLOAT"):
         import soundfile
 
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_writable(self.path)
         self.temporary = temporary_path(self.path)
+        self.integer = subtype.startswith("PCM")
+        self.clipped = 0
         try:
             self._file = soundfile.SoundFile(
                 self.temporary, "w", samplerate=sample_rate, channels=channels, format=OUTPUT_FORMATS[format], subtype=subtype
@@ -257,10 +251,13 @@ class AtomicWriter:
             raise
 
     def write(self, block: np.ndarray) -> None:
+        if self.integer:  # the largest integer sample is just below 1.0: anything at or beyond ±1 is cut
+            self.clipped += int(np.count_nonzero((block >= 1.0) | (block < -1.0)))
         self._file.write(block)
 
     def commit(self) -> None:
         self._file.close()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.temporary, self.path)
 
     def discard(self) -> None:
@@ -277,11 +274,12 @@ class AtomicWriter:
 
 def write_audio(
     path: str | os.PathLike, audio: np.ndarray, sample_rate: int, format: str = "wav", bits: Optional[str] = None
-) -> None:
-    """Write ``[channels, frames]`` audio atomically."""
+) -> int:
+    """Write ``[channels, frames]`` audio atomically; returns the number of clipped samples (integer formats)."""
     with AtomicWriter(Path(path), sample_rate, audio.shape[0], format, subtype_for(format, bits)) as writer:
         writer.write(np.ascontiguousarray(audio.T))
         writer.commit()
+    return writer.clipped
 
 
 class StreamResampler:

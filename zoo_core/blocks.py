@@ -8,12 +8,13 @@ it asks the block type's builder for a module, passing a `BlockContext`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from torch import nn
 
 from .errors import ConfigError
+from .options import bind_options, keyword_defaults
 
 SAMPLING_SCHEMES = ("frequency", "time-frequency")
 POSITIONS = ("encoder", "middle", "decoder")
@@ -45,20 +46,24 @@ class BlockType:
     """A kind of intermediate block a plugin provides.
 
     name:        registry name, e.g. ``"tfc-tdf"`` (lower case, digits, ``-``, ``_``, ``.``)
-    build:       ``build(ctx: BlockContext, **block_args) -> nn.Module``
+    build:       ``build(ctx: BlockContext, *, arg=default, ...) -> nn.Module``; its keyword defaults are the
+                 block's defaults (`defaults`), which a model entry's ``block_args`` override
     sampling:    the U-Net sampling it is designed for: ``"frequency"`` (per-frame 1-D convolutions, time
                  never down-sampled, as the paper's TDC/TDF U-Nets) or ``"time-frequency"`` (strided 2-D
                  convolutions)
-    defaults:    default ``block_args``; a model entry overrides them
     description: one line for ``zoo list``/``zoo info``
     """
 
     name: str
     build: Builder
     sampling: str = "time-frequency"
-    defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     plugin: str = ""  # filled in by the plugin manager
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The builder's keyword arguments and their defaults: the one place block defaults are written."""
+        return keyword_defaults(self.build, skip=1)
 
     def validate(self) -> None:
         """Raise `ConfigError` if this block type cannot be used (a malformed plugin registration)."""
@@ -68,16 +73,11 @@ class BlockType:
             raise ConfigError(f"block {self.name!r}: build must be callable, got {type(self.build).__name__}")
         if self.sampling not in SAMPLING_SCHEMES:
             raise ConfigError(f"block {self.name!r}: sampling must be one of {SAMPLING_SCHEMES}, got {self.sampling!r}")
-        if not isinstance(self.defaults, Mapping):
-            raise ConfigError(f"block {self.name!r}: defaults must be a mapping")
 
     def create(self, ctx: BlockContext, block_args: Mapping[str, Any]) -> nn.Module:
         """Build one block and check that the builder kept the interface."""
-        args = {**self.defaults, **block_args}
-        try:
-            module = self.build(ctx, **args)
-        except TypeError as exc:
-            raise ConfigError(f"block {self.name!r} rejected its arguments {sorted(args)}: {exc}") from exc
+        args = bind_options(self.build, block_args, f"block {self.name!r}", skip=1)
+        module = self.build(ctx, **args)
         if not isinstance(module, nn.Module):
             raise ConfigError(f"block {self.name!r} builder returned {type(module).__name__}, not an nn.Module")
         return module

@@ -2,9 +2,9 @@
 
 The MUSDB18 clip "The Easton Ellises - Falcon 69" (a 6-s preview, CC BY-NC-SA 3.0) ships inside the PyPI
 package ``stempeg``. It is found without importing stempeg (its import insists on the ffmpeg programs) and
-decoded with PyAV. The default model separates the mixture (stream 0) with the default overlap-add, the stems
-are written, and vocal and accompaniment SDR against the true stems are measured with the fast exact
-museval-v4 SDR (median over 1-s frames).
+decoded with PyAV. The model separates the mixture (stream 0) with the default overlap-add, every stem is
+written, read back, and scored against the true stems with the fast exact museval-v4 SDR (median over 1-s
+frames): the printed figures are those of the files on disk.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from pathlib import Path
 
 import torch
 
-from .audio import write_audio
+from .audio import read_audio, write_audio
 from .errors import ZooError
-from .evaluate import TARGETS, Track, TrackSource, load_track, score, track_summary
-from .separate import STEMS, model_folder, separate
+from .evaluate import Track, load_track, score, track_summary
+from .musdb import open_track
+from .separate import model_folder, separate
 
 CLIP_NAME = "The Easton Ellises - Falcon 69.stem.mp4"
 
@@ -40,30 +41,32 @@ class DemoResult:
     clip: Path
     track: Track
     outputs: dict[str, Path]
-    sdr: dict[str, float]  # target -> median over frames
+    sdr: dict[str, float]  # scored stem -> median over frames, of the written file
     separation_seconds: float
     total_seconds: float
     weights: dict
 
 
-def run_demo(model, model_name: str, out_dir: Path, clip: Path, started: float) -> DemoResult:
-    """Separate ``clip`` with ``model``, write the stems under ``out_dir/<model>/<track>/`` (overwriting the
-    demo's own earlier outputs) and score them; ``started`` is when the demo began (model loading included)."""
-    track = load_track(TrackSource(clip))
+def run_demo(model, out_dir: Path, clip: Path, started: float) -> DemoResult:
+    """Separate ``clip`` with ``model``, write every stem under ``out_dir/<model folder>/<track>/`` (overwriting
+    the demo's own earlier outputs), read them back and score them; ``started`` is when the demo began (model
+    loading included)."""
+    track = load_track(open_track(clip))
     begin = time.perf_counter()
     estimates = separate(model, torch.from_numpy(track.mixture), track.sample_rate)
     separation_seconds = time.perf_counter() - begin
-    estimates = {stem: value.numpy() for stem, value in estimates.items()}
-    folder = Path(out_dir) / model_folder(model_name) / track.name
-    outputs = {stem: folder / f"{stem}.wav" for stem in STEMS}
-    for stem in STEMS:
-        write_audio(outputs[stem], estimates[stem], track.sample_rate)
-    medians = track_summary(score(track, estimates, sdr_only=True))
+    folder = Path(out_dir) / model_folder(model) / track.name
+    outputs = {stem: folder / f"{stem}.wav" for stem in estimates}
+    written = {}
+    for stem, audio in estimates.items():
+        write_audio(outputs[stem], audio.numpy(), track.sample_rate)
+        written[stem] = read_audio(outputs[stem])[0]
+    medians = track_summary(score(track, written, sdr_only=True))
     return DemoResult(
         clip=clip,
         track=track,
         outputs=outputs,
-        sdr={target: medians[target]["SDR"] for target in TARGETS},
+        sdr={stem: values["SDR"] for stem, values in medians.items()},
         separation_seconds=separation_seconds,
         total_seconds=time.perf_counter() - started,
         weights=dict(getattr(model, "weights_info", {})),

@@ -35,3 +35,13 @@ class RegistryError(ZooError):
 
 class PluginError(ZooError):
     """A plugin conflict that cannot be resolved by skipping one plugin (e.g. two claim one name)."""
+
+
+def first_line(exc: BaseException, with_type: bool = False) -> str:
+    """An exception as one line for the user: its message's first line (after its type's name with
+    ``with_type``), or its type's name alone when it has no message."""
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0]
+    return f"{type(exc).__name__}: {line}" if with_type else line

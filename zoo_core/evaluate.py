@@ -1,10 +1,11 @@
 """Scoring separations the MUSDB18 way: museval v4 metrics on 1-s frames, SiSEC aggregation, plots.
 
-A track comes from a MUSDB18 ``.stem.mp4`` (the mixture is stream 0, the real mixture, not the sum of the
-stems) or a MUSDB18-HQ folder (``mixture.wav`` and the four stems). The references are ``vocals`` and
-``accompaniment = drums + bass + other`` (musdb's definition); the estimates are the model's vocals and
-``mixture - vocals``, evaluated together as museval's two-source scenario. With ``sdr_only`` the SDR comes from
-`zoo_core.metrics.sdr` (identical to museval's, without its 512-tap filters) and museval is not imported.
+A track comes from a MUSDB18 ``.stem.mp4`` (the mixture is stream 0, the released mixture, not the sum of the
+stems) or a track folder (MUSDB18-HQ: ``mixture.wav`` and the four sources), see `zoo_core.musdb`. Every stem the
+separation yields that MUSDB18 defines is scored: for a vocal model ``vocals`` and ``accompaniment`` (drums +
+bass + other, musdb's definition), for a four-stem model each source; they are evaluated together, as museval's
+multi-source scenario. With ``sdr_only`` the SDR comes from `zoo_core.metrics.sdr` (identical to museval's,
+without its 512-tap filters) and museval is not imported.
 
 Aggregation (SiSEC 2018): per track the median over frames, then the median over tracks; NaN frames (silent
 reference or estimate) are ignored and, as in museval's JSON, a perfect frame's +inf counts as NaN.
@@ -14,98 +15,69 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
-from .audio import MUSDB_STEMS, read_audio, read_stems, temporary_path, track_name
-from .errors import ZooError
+from .errors import ZooError, first_line
+from .files import atomic_path, write_text_atomically
 from .metrics import sdr
+from .musdb import LAYOUTS, MusdbTrack, combine, find_tracks, open_track
+from .stems import MUSDB_MEANING
 
-TARGETS = ("vocals", "accompaniment")
 METRICS = ("SDR", "SIR", "ISR", "SAR")
 FRAME_SECONDS = 1.0
 AGGREGATION = "median over 1-s frames per track, then median over tracks (SiSEC 2018); NaN frames ignored"
-MIXTURE_NOTE = "mixture: stream 0 of a .stem.mp4 (the released mixture), mixture.wav of a MUSDB18-HQ folder"
-HQ_FILES = tuple(f"{stem}.wav" for stem in MUSDB_STEMS)
+MIXTURE_NOTE = "mixture: stream 0 of a .stem.mp4 (the released mixture), mixture.wav of a track folder (else the sum of the sources)"
 
 Scores = dict[str, dict[str, list[float]]]  # target -> metric -> per-frame values
 
 
-@dataclass(frozen=True)
-class TrackSource:
-    """Where a track's audio lives: a ``.stem.mp4`` file or a MUSDB18-HQ track folder."""
-
-    path: Path
-    subset: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.path.name if self.path.is_dir() else track_name(self.path)
+def scored_stems(stems: Sequence[str]) -> list[str]:
+    """The stems of a separation that MUSDB18 has references for, in the separation's order."""
+    return [stem for stem in stems if stem in MUSDB_MEANING]
 
 
 @dataclass
 class Track:
+    """A track in memory for scoring: the mixture and MUSDB's four sources, ``[channels, samples]`` float32."""
+
     name: str
     subset: str
     sample_rate: int
-    mixture: np.ndarray  # [channels, samples] float32
-    references: dict[str, np.ndarray]  # vocals, accompaniment
+    mixture: np.ndarray
+    sources: dict[str, np.ndarray]
+
+    def reference(self, stem: str) -> np.ndarray:
+        return combine(self.sources, stem)
 
 
-def check_track_source(path: Path) -> TrackSource:
-    """A single track given on the command line: a stem file or a MUSDB18-HQ track folder."""
-    if not path.exists():
-        raise ZooError(f"{path}: no such file or folder")
-    if path.is_dir():
-        missing = [name for name in HQ_FILES if not (path / name).is_file()]
-        if missing:
-            raise ZooError(f"{path}: not a MUSDB18-HQ track folder (missing {', '.join(missing)})")
-    elif not path.name.lower().endswith(".stem.mp4"):
-        raise ZooError(f"{path}: expected a MUSDB18 .stem.mp4 file or a MUSDB18-HQ track folder")
-    return TrackSource(path)
+def load_track(track: MusdbTrack) -> Track:
+    mixture, sources = track.load()
+    return Track(track.name, track.subset, track.sample_rate, mixture, sources)
 
 
-def find_musdb_tracks(root: Path, subset: str = "test") -> list[TrackSource]:
-    """Tracks of ``root/subset``: MUSDB18 (``*.stem.mp4``) or MUSDB18-HQ (``<track>/mixture.wav`` ...)."""
-    layout = (
-        f"expected {root}/{subset}/*.stem.mp4 (MUSDB18) or {root}/{subset}/<track>/{{{','.join(HQ_FILES)}}} "
-        "(MUSDB18-HQ)"
-    )
+def find_musdb_tracks(root: Path, subset: str = "test") -> list[MusdbTrack]:
+    """Tracks of ``root/subset``; a folder without any is a one-line error (a track that cannot be used too)."""
+    layout = f"expected {root}/{subset}/ to hold {LAYOUTS}"
     folder = root / subset
     if not root.is_dir():
         raise ZooError(f"{root}: not a folder; {layout}")
     if not folder.is_dir():
         raise ZooError(f"{root}: no {subset}/ folder; {layout}")
-    stems = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(".stem.mp4"))
-    folders = sorted(p for p in folder.iterdir() if p.is_dir() and (p / "mixture.wav").is_file())
-    if stems and folders:
-        raise ZooError(f"{folder}: mixes .stem.mp4 files and track folders; {layout}")
-    if not stems and not folders:
+    tracks, skipped = find_tracks(folder, subset)
+    if skipped:
+        raise ZooError(f"{folder}/{skipped[0]}")
+    if not tracks:
         raise ZooError(f"{folder}: no tracks found; {layout}")
-    if folders:
-        for track in folders:
-            check_track_source(track)
-    return [TrackSource(p, subset) for p in stems or folders]
+    return tracks
 
 
-def load_track(source: TrackSource) -> Track:
-    if source.path.is_dir():
-        audio = {}
-        rates = set()
-        for stem in MUSDB_STEMS:
-            audio[stem], rate = read_audio(source.path / f"{stem}.wav")
-            rates.add(rate)
-        if len(rates) != 1 or len({a.shape for a in audio.values()}) != 1:
-            raise ZooError(f"{source.path}: the five wav files differ in rate, channels or length")
-        rate = rates.pop()
-    else:
-        audio, rate = read_stems(source.path)
-    accompaniment = audio["drums"] + audio["bass"] + audio["other"]
-    return Track(source.name, source.subset, rate, audio["mixture"], {"vocals": audio["vocals"], "accompaniment": accompaniment})
+def check_track_source(path: Path) -> MusdbTrack:
+    """A single track given on the command line: a stem file or a track folder."""
+    return open_track(path)
 
 
 def import_museval():
@@ -114,16 +86,19 @@ def import_museval():
         import museval
     except RuntimeError as exc:
         raise ZooError(
-            f"museval cannot be imported ({str(exc).strip().splitlines()[0]}): install ffmpeg (with ffprobe), "
+            f"museval cannot be imported ({first_line(exc)}): install ffmpeg (with ffprobe), "
             "or use --sdr-only"
         ) from None
     return museval
 
 
 def score(track: Track, estimates: dict[str, np.ndarray], sdr_only: bool = False) -> Scores:
-    """Per-frame museval v4 metrics of the two-source scenario (vocals, accompaniment), 1-s frames."""
-    references = [track.references[t].T.astype(np.float64) for t in TARGETS]
-    estimated = [np.asarray(estimates[t]).T.astype(np.float64) for t in TARGETS]
+    """Per-frame museval v4 metrics of every scored stem of ``estimates``, evaluated together, 1-s frames."""
+    targets = scored_stems(list(estimates))
+    if not targets:
+        raise ZooError(f"{track.name}: none of the stems {', '.join(estimates)} has a MUSDB18 reference", exit_code=1)
+    references = [track.reference(t).T.astype(np.float64) for t in targets]
+    estimated = [np.asarray(estimates[t]).T.astype(np.float64) for t in targets]
     window = int(FRAME_SECONDS * track.sample_rate)
     try:
         if sdr_only:
@@ -134,7 +109,7 @@ def score(track: Track, estimates: dict[str, np.ndarray], sdr_only: bool = False
             values = dict(zip(("SDR", "ISR", "SIR", "SAR"), results))
     except ValueError as exc:  # a silent reference (a track without vocals) or a silent estimate
         raise ZooError(f"{track.name}: cannot be scored ({exc})", exit_code=1) from None
-    return {target: {m: values[m][i].tolist() for m in METRICS if m in values} for i, target in enumerate(TARGETS)}
+    return {target: {m: values[m][i].tolist() for m in METRICS if m in values} for i, target in enumerate(targets)}
 
 
 def _json_value(value: float) -> Optional[float]:
@@ -155,28 +130,18 @@ def write_scores_json(path: Path, track_name_: str, scores: Scores, sdr_only: bo
                         for i, v in enumerate(scores[target]["SDR"])
                     ],
                 }
-                for target in TARGETS
+                for target in scores
             ],
             "evaluator": "svs-zoo fast SDR (museval v4 definition); ISR, SIR, SAR not computed",
         }
         text = json.dumps(document, indent=2, allow_nan=True)
     else:
         store = import_museval().TrackStore(win=FRAME_SECONDS, hop=FRAME_SECONDS, track_name=track_name_)
-        for target in TARGETS:
-            store.add_target(target_name=target, values=scores[target])
+        for target, values in scores.items():
+            store.add_target(target_name=target, values=values)
         store.validate()
         text = store.json
-    _write_text_atomically(path, text)
-
-
-def _write_text_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_path(path)
-    try:
-        temporary.write_text(text)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_text_atomically(path, text)
 
 
 def _frame_values(values: list[float]) -> np.ndarray:
@@ -195,7 +160,8 @@ def track_summary(scores: Scores) -> dict[str, dict[str, float]]:
 def aggregate(summaries: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
     """Median over tracks of the per-track frame medians."""
     result: dict[str, dict[str, float]] = {}
-    for target in TARGETS:
+    targets = [t for t in (summaries[0] if summaries else {}) if all(t in s for s in summaries)]
+    for target in targets:
         metrics = [m for m in METRICS if summaries and all(m in s[target] for s in summaries)]
         result[target] = {m: _nanmedian(np.array([s[target][m] for s in summaries])) for m in metrics}
     return result
@@ -206,20 +172,20 @@ def _nanmedian(values: np.ndarray) -> float:
     return float(np.median(finite)) if finite.size else float("nan")
 
 
-def plot_track(
-    path: Path, track: Track, estimated_vocals: np.ndarray, scores: Scores, model_name: str
-) -> None:
-    """A PNG: mixture, true vocals and estimated vocals spectrograms, then the per-frame SDR."""
+def plot_track(path: Path, track: Track, estimates: dict[str, np.ndarray], scores: Scores, model_name: str) -> None:
+    """A PNG: mixture, true and estimated first-stem spectrograms (vocals for a vocal model), then the per-frame
+    SDR of every scored stem."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rate = track.sample_rate
+    shown = next(iter(scores))
     panels = [
         ("mixture", track.mixture),
-        ("true vocals", track.references["vocals"]),
-        (f"estimated vocals ({model_name})", estimated_vocals),
+        (f"true {shown}", track.reference(shown)),
+        (f"estimated {shown} ({model_name})", estimates[shown]),
     ]
     figure, axes = plt.subplots(4, 1, figsize=(12, 11), sharex=True, constrained_layout=True)
     duration = track.mixture.shape[1] / rate
@@ -240,7 +206,8 @@ def plot_track(
         axis.set_title(title)
     figure.colorbar(image, ax=axes[:3], label="dB re. the loudest mixture bin", shrink=0.8)
     sdr_axis = axes[3]
-    for target, style in zip(TARGETS, ("C0", "C2")):
+    for index, target in enumerate(scores):
+        style = f"C{index}"
         values = _frame_values(scores[target]["SDR"])
         times = np.arange(values.size + 1) * FRAME_SECONDS
         sdr_axis.stairs(values, times, baseline=None, color=style, label=f"{target} (median {_nanmedian(values):.2f} dB)")
@@ -251,14 +218,11 @@ def plot_track(
     sdr_axis.legend(loc="lower right")
     sdr_axis.set_xlim(0, duration)
     figure.suptitle(f"{track.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_path(path)
     try:
-        figure.savefig(temporary, dpi=100, format="png")
-        os.replace(temporary, path)
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=100, format="png")
     finally:
         plt.close(figure)
-        temporary.unlink(missing_ok=True)
 
 
 def _spectrogram_db(audio: np.ndarray, n_fft: int = 2048, hop: int = 512) -> np.ndarray:
@@ -296,7 +260,7 @@ class TrackResult:
 
 def evaluate_track(
     model,
-    source: TrackSource,
+    source: MusdbTrack,
     out_dir: Optional[Path],
     *,
     model_name: str,
@@ -304,15 +268,16 @@ def evaluate_track(
     plot: bool = False,
     separation: Optional[dict] = None,
 ) -> TrackResult:
-    """Separate one track with ``model``, score it, and write museval's JSON (and the plot) under ``out_dir``:
-    ``<out>/<subset>/<track>.json`` as museval lays it out (no subset folder for a single file)."""
+    """Separate one track with ``model``, score every stem MUSDB18 defines, and write museval's JSON (and the
+    plot) under ``out_dir``: ``<out>/<subset>/<track>.json`` as museval lays it out (no subset folder for a
+    single track)."""
     import torch
 
     from .separate import separate
 
     track = load_track(source)
     estimates = separate(model, torch.from_numpy(track.mixture), track.sample_rate, **(separation or {}))
-    estimates = {target: value.numpy() for target, value in estimates.items()}
+    estimates = {stem: value.numpy() for stem, value in estimates.items()}
     scores = score(track, estimates, sdr_only)
     json_path = plot_path = None
     if out_dir is not None:
@@ -321,5 +286,5 @@ def evaluate_track(
         write_scores_json(json_path, track.name, scores, sdr_only)
         if plot:
             plot_path = folder / f"{track.name}.png"
-            plot_track(plot_path, track, estimates["vocals"], scores, model_name)
+            plot_track(plot_path, track, estimates, scores, model_name)
     return TrackResult(track.name, track.subset, scores, json_path, plot_path)

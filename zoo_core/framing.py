@@ -1,12 +1,16 @@
-"""Spectrogram framing: waveform ↔ complex STFT ↔ the real-valued image the U-Net sees.
+"""Spectrogram framing: waveform ↔ complex STFT ↔ the real-valued image a network sees.
 
 Small modules with one job each, TorchScript-clean, windows held as non-persistent buffers (they move with
 ``.to(device)`` and never reach a weights file):
 
-- `STFT` / `ISTFT`: stereo waveform ``[B, C, N]`` ↔ complex ``[B, C, n_fft/2+1, frames]``.
-- `ComplexAsChannels`: complex ``[B, 2, F+1, T]`` ↔ real ``[B, 4, F+1, T]`` ordered
-  ``[Re L, Im L, Re R, Im R]`` (the paper's CaC; the order of the original ISMIR code).
-- `MagnitudeFraming`: ``|X|`` as ``[B, 2, F+1, T]``; the estimate gets the mixture's phase back.
+- `STFT` / `ISTFT`: waveform ``[B, C, N]`` ↔ complex ``[B, C, n_fft/2+1, frames]``.
+- `ComplexAsChannels`: complex ``[B, C, F+1, T]`` → real ``[B, 2C, bins, T]`` ordered ``[Re L, Im L, Re R, Im R]``
+  (the paper's CaC, in the order of the original ISMIR code and of TFC-TDF-UNet v3), keeping the lowest
+  ``bins`` bins; the inverse zero-fills the bins above.
+- `MagnitudeFraming`: ``|X|`` as ``[B, C, bins, T]``; the estimate gets the mixture's phase back.
+
+Both inverses take the estimate with a stems axis, ``[B, stems, channels, bins, T]``, and return complex
+``[B, stems, C, F+1, T]``.
 
 The inverse STFT is a weighted overlap-add divided by the summed squared window wherever that sum is above
 the smallest normal float, as librosa does. Unlike ``torch.istft`` it therefore also inverts
@@ -15,9 +19,14 @@ the smallest normal float, as librosa does. Unlike ``torch.istft`` it therefore 
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+REPRESENTATIONS = ("cac", "magnitude")
+ESTIMATIONS = ("mapping", "masking")
 
 _TINY = float(torch.finfo(torch.float32).tiny)
 
@@ -71,29 +80,66 @@ class ISTFT(nn.Module):
         return signal.reshape(batch, channels, length)
 
 
-class ComplexAsChannels(nn.Module):
-    """Complex stereo spectrogram ↔ 4 real channels [Re L, Im L, Re R, Im R]."""
+def _zero_fill(spec: Tensor, total_bins: int) -> Tensor:
+    """``[..., bins, T]`` → ``[..., total_bins, T]`` with zeros above the kept bins."""
+    missing = total_bins - spec.shape[-2]
+    if missing == 0:
+        return spec
+    return torch.cat((spec, spec.new_zeros(spec.shape[:-2] + (missing, spec.shape[-1]))), -2)
 
-    channels_per_audio_channel: int = 2
+
+class ComplexAsChannels(nn.Module):
+    """Complex spectrogram ↔ real channels [Re L, Im L, Re R, Im R], the lowest ``bins`` bins (None: all)."""
+
+    def __init__(self, bins: Optional[int] = None):
+        super().__init__()
+        self.bins: int = -1 if bins is None else bins
 
     def forward(self, spec: Tensor) -> Tensor:
-        batch, channels, bins, frames = spec.shape
+        batch, channels, total_bins, frames = spec.shape
+        kept = total_bins if self.bins < 0 else self.bins
         # view_as_real gives [..., bins, frames, 2]; move (re, im) next to the audio channel
-        return torch.view_as_real(spec).permute(0, 1, 4, 2, 3).reshape(batch, channels * 2, bins, frames)
+        image = torch.view_as_real(spec[:, :, :kept]).permute(0, 1, 4, 2, 3)
+        return image.reshape(batch, channels * 2, kept, frames)
 
-    def inverse(self, image: Tensor, mixture: Tensor) -> Tensor:
-        batch, doubled, bins, frames = image.shape
-        pairs = image.reshape(batch, doubled // 2, 2, bins, frames).permute(0, 1, 3, 4, 2)
-        return torch.view_as_complex(pairs.contiguous())
+    def inverse(self, image: Tensor, total_bins: int, mixture: Optional[Tensor] = None) -> Tensor:
+        """``[B, S, 2C, bins, T]`` estimate → complex ``[B, S, C, total_bins, T]``; ``mixture`` is not needed."""
+        batch, stems, doubled, bins, frames = image.shape
+        pairs = image.reshape(batch, stems, doubled // 2, 2, bins, frames).permute(0, 1, 2, 4, 5, 3)
+        return _zero_fill(torch.view_as_complex(pairs.contiguous()), total_bins)
 
 
 class MagnitudeFraming(nn.Module):
-    """Complex stereo spectrogram → magnitudes; the inverse re-uses the mixture's phase."""
+    """Complex spectrogram → magnitudes of the lowest ``bins`` bins; the inverse re-uses the mixture's phase."""
 
-    channels_per_audio_channel: int = 1
+    def __init__(self, bins: Optional[int] = None):
+        super().__init__()
+        self.bins: int = -1 if bins is None else bins
 
     def forward(self, spec: Tensor) -> Tensor:
-        return spec.abs()
+        kept = spec.shape[-2] if self.bins < 0 else self.bins
+        return spec[:, :, :kept].abs()
 
-    def inverse(self, image: Tensor, mixture: Tensor) -> Tensor:
-        return torch.polar(image, torch.angle(mixture))
+    def inverse(self, image: Tensor, total_bins: int, mixture: Optional[Tensor] = None) -> Tensor:
+        """``[B, S, C, bins, T]`` magnitudes → complex ``[B, S, C, total_bins, T]`` with the phase of ``mixture``
+        (its complex spectrogram ``[B, C, total_bins, T]``, required)."""
+        if mixture is None:
+            raise ValueError("a magnitude estimate needs the mixture's complex spectrogram for its phase")
+        magnitudes = _zero_fill(image, total_bins)
+        phase = torch.angle(mixture).unsqueeze(1).expand(magnitudes.shape)
+        return torch.polar(magnitudes, phase)
+
+
+def make_framing(representation: str, bins: Optional[int] = None) -> nn.Module:
+    from .errors import ConfigError
+
+    if representation == "cac":
+        return ComplexAsChannels(bins)
+    if representation == "magnitude":
+        return MagnitudeFraming(bins)
+    raise ConfigError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
+
+
+def image_channels(representation: str, audio_channels: int = 2) -> int:
+    """Channels of the image a network sees: real and imaginary parts per audio channel, or magnitudes."""
+    return audio_channels * (2 if representation == "cac" else 1)

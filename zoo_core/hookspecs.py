@@ -20,6 +20,19 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
+def register_architectures(register):
+    """Register architectures: network families with their own skeleton and builder.
+
+    Call ``register(Architecture(...))`` for each (see ``zoo_core.architectures.Architecture``). The builder
+    ``build(ctx: NetworkContext, *, option=default, ...) -> nn.Module`` maps the spectrogram image
+    ``[B, ctx.in_channels, ctx.bins, T]`` to one image per stem, ``[B, ctx.stems, ctx.in_channels, ctx.bins, T]``,
+    and gives the network an int ``time_factor`` (T must be a multiple of it). A registry entry picks it with
+    ``architecture = { name = "...", option = value, ... }``; the paper's U-Net (``unet``) is the default.
+    Names are global: two plugins registering one name is an error naming both.
+    """
+
+
+@hookspec
 def register_blocks(register):
     """Register intermediate blocks.
 

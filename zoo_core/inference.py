@@ -239,7 +239,9 @@ def optimize(
     device = next(fast.parameters()).device
     if channels_last is None:
         channels_last = device.type == "cpu"
-    _rewrite(fast.unet, device.type == "cpu", channels_last)
+    # oneDNN's fused convolution + ReLU has a bfloat16 kernel only on CPUs with AVX-512 BF16 (or AVX-NE-CONVERT)
+    fuse_relu = device.type == "cpu" and (dtype == torch.float32 or torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    _rewrite(fast.unet, fuse_relu, channels_last)
     unet = fast.unet.to(dtype=dtype)
     if channels_last:
         unet = unet.to(memory_format=torch.channels_last)

@@ -1,36 +1,45 @@
-"""`SeparationModel`: waveform in, stems out, with the STFT, framing and padding inside.
+"""`SeparationModel`: waveform in, stems out, and the spectrogram API that says what the network sees.
 
 ``model(mixture)`` takes ``[batch, 2, samples]`` float at ``model.sample_rate`` and returns
-``[batch, stems, 2, samples]`` (one stem, the target, for the paper's models). Any number of samples works:
-the model pads to a length the U-Net accepts and crops back. It is the one module that Python separation,
-training and the TorchScript exporter all use.
+``[batch, stems, 2, samples]`` with the stems named in ``model.stems`` (one, the target, for the paper's models).
+Any number of samples works: the model pads to a length the network accepts and crops back.
+
+The pipeline is written once, here, as three public steps that everything else (training, the authors'
+procedure, the exporters, the C++ host's contract) composes:
+
+    image = model.to_image(waveform)                  # STFT, then the framing: [B, channels, bins, frames]
+    estimate = model.core(image)                      # the network and its output rule: [B, stems, channels, bins, frames]
+    stems = model.from_image(estimate, length, spec)  # inverse framing and inverse STFT: [B, stems, 2, length]
+
+``model.padding(samples)`` says how a waveform is padded first so that its frame count suits the network, and
+``StftSettings.samples(frames)`` how many samples a number of frames spans. What the network sees is defined by
+the STFT settings (n_fft, hop, centring, periodic Hann window, the lowest ``bins`` bins) and the representation
+(complex-as-channels or magnitude, see `zoo_core.framing`); an exported core carries exactly these in its
+metadata.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List
+from dataclasses import asdict, dataclass
+from typing import List, Optional, Sequence
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .blocks import BlockType
 from .errors import ConfigError
-from .framing import ISTFT, STFT, ComplexAsChannels, MagnitudeFraming
-from .unet import UNet, UNetConfig
-
-REPRESENTATIONS = ("cac", "magnitude")
-ESTIMATIONS = ("mapping", "masking")
+from .framing import ESTIMATIONS, ISTFT, REPRESENTATIONS, STFT, make_framing
 
 
 @dataclass(frozen=True)
 class StftSettings:
+    """The framing of a model's spectrogram: transform, training window and the bins the network sees."""
+
     n_fft: int = 2048
     hop_length: int = 1024
     frames: int = 128  # frames per training window
     center: bool = True
     sample_rate: int = 44100
+    bins: Optional[int] = None  # the lowest bins the network sees; None: all n_fft // 2 + 1
 
     def validate(self) -> None:
         n = self.n_fft
@@ -40,25 +49,47 @@ class StftSettings:
             raise ConfigError(f"hop_length must be in 1..n_fft ({n}), got {self.hop_length}")
         if not isinstance(self.sample_rate, int) or self.sample_rate <= 0:
             raise ConfigError(f"sample_rate must be a positive integer, got {self.sample_rate}")
+        if not isinstance(self.frames, int) or self.frames < 1:
+            raise ConfigError(f"frames must be a positive integer, got {self.frames}")
+        if self.bins is not None and not (isinstance(self.bins, int) and 0 < self.bins <= self.total_bins):
+            raise ConfigError(f"bins must be in 1..{self.total_bins} (n_fft/2 + 1), got {self.bins}")
+
+    @property
+    def total_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def kept_bins(self) -> int:
+        return self.total_bins if self.bins is None else self.bins
+
+    def samples(self, frames: int) -> int:
+        """Samples spanned by ``frames`` STFT frames (a centred STFT adds n_fft/2 of reflection on each side)."""
+        span = self.hop_length * (frames - 1)
+        return span if self.center else span + self.n_fft
 
     @property
     def window_samples(self) -> int:
         """Samples of one training window of ``frames`` frames."""
-        if self.center:
-            return self.hop_length * (self.frames - 1)
-        return self.n_fft + self.hop_length * (self.frames - 1)
+        return self.samples(self.frames)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 class SeparationModel(nn.Module):
+    """A network on a spectrogram image, with the STFT, framing and padding around it.
+
+    ``network`` maps ``[B, channels, bins, frames]`` to ``[B, len(stems), channels, bins, frames]`` and has an
+    int attribute ``time_factor``: it accepts frame counts that are multiples of it.
+    """
+
     def __init__(
         self,
-        unet_config: UNetConfig,
-        block_type: BlockType,
+        network: nn.Module,
         stft: StftSettings,
+        stems: Sequence[str] = ("vocals",),
         representation: str = "cac",
         estimation: str = "mapping",
-        targets: tuple[str, ...] = ("vocals",),
-        audio_channels: int = 2,
     ):
         super().__init__()
         stft.validate()
@@ -66,35 +97,60 @@ class SeparationModel(nn.Module):
             raise ConfigError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
         if estimation not in ESTIMATIONS:
             raise ConfigError(f"estimation must be one of {ESTIMATIONS}, got {estimation!r}")
-        if unet_config.bins != stft.n_fft // 2:
-            raise ConfigError(f"U-Net bins {unet_config.bins} do not match n_fft {stft.n_fft} (need n_fft/2)")
-        if len(targets) != 1:
-            raise ConfigError("the paper's models estimate exactly one target")
+        if not stems or len(set(stems)) != len(stems):
+            raise ConfigError(f"stems must be distinct names, got {list(stems)}")
+        time_factor = getattr(network, "time_factor", None)
+        if not isinstance(time_factor, int) or time_factor < 1:
+            raise ConfigError(f"{type(network).__name__} must have a positive int attribute time_factor")
         self.settings = stft
         self.representation = representation
         self.estimation = estimation
-        self.targets: List[str] = list(targets)
+        self.stems: List[str] = list(stems)
         self.sample_rate: int = stft.sample_rate
         self.n_fft: int = stft.n_fft
         self.hop_length: int = stft.hop_length
         self.center: bool = stft.center
-        self.time_factor: int = unet_config.time_factor
+        self.time_factor: int = time_factor
         self.masking: bool = estimation == "masking"
         self.stft = STFT(stft.n_fft, stft.hop_length, stft.center)
         self.istft = ISTFT(stft.n_fft, stft.hop_length, stft.center)
-        self.framing = ComplexAsChannels() if representation == "cac" else MagnitudeFraming()
-        self.unet = UNet(unet_config, block_type)
+        self.framing = make_framing(representation, stft.bins)
+        self.unet = network
 
-    def estimate_spectrogram(self, mixture_spec: Tensor) -> Tensor:
-        """Complex mixture STFT ``[B, 2, F+1, T]`` → complex target STFT (T a multiple of ``time_factor``)."""
-        image = self.framing(mixture_spec)
-        out = self.unet(image)
+    # ------------------------------------------------------------------------------ the spectrogram API
+
+    def to_image(self, waveform: Tensor) -> Tensor:
+        """``[B, 2, N]`` waveform → ``[B, channels, bins, frames]``: what the network sees."""
+        return self.framing(self.stft(waveform))
+
+    def core(self, image: Tensor) -> Tensor:
+        """The network and its output rule: ``[B, channels, bins, T]`` → ``[B, stems, channels, bins, T]``.
+
+        Masking models multiply the network's output by the input image; mapping models output the estimate.
+        ``T`` must be a multiple of ``time_factor``.
+        """
+        estimate = self.unet(image)
         if self.masking:
-            out = out * image
-        return self.framing.inverse(out, mixture_spec)
+            estimate = estimate * image.unsqueeze(1)
+        return estimate
+
+    def from_image(self, estimate: Tensor, length: int, mixture_spec: Optional[Tensor] = None) -> Tensor:
+        """``[B, stems, channels, bins, T]`` → waveforms ``[B, stems, 2, length]``.
+
+        ``mixture_spec`` (the complex STFT of the mixture) gives magnitude models their phase; mapping
+        complex-as-channels models do not need it.
+        """
+        batch, stems = estimate.shape[0], estimate.shape[1]
+        spec = self.framing.inverse(estimate, self.n_fft // 2 + 1, mixture_spec)
+        waveform = self.istft(spec.reshape(batch * stems, spec.shape[2], spec.shape[3], spec.shape[4]), length)
+        return waveform.reshape(batch, stems, waveform.shape[1], length)
+
+    def training_segment(self) -> int:
+        """The longest input whose padded STFT has exactly the training window's frame count."""
+        return self.settings.window_samples - 2 * self.padding(1)[0]
 
     def padding(self, samples: int) -> List[int]:
-        """[left, right] zero padding that gives a frame count the U-Net accepts and covers every sample."""
+        """[left, right] zero padding that gives a frame count the network accepts and covers every sample."""
         hop = self.hop_length
         if self.center:
             left = 0
@@ -106,16 +162,14 @@ class SeparationModel(nn.Module):
             needed = (max(span, 0) + hop - 1) // hop + 1
         frames = max(needed, self.time_factor)
         frames = (frames + self.time_factor - 1) // self.time_factor * self.time_factor
-        if self.center:
-            total = hop * (frames - 1)
-        else:
-            total = self.n_fft + hop * (frames - 1)
+        total = hop * (frames - 1) if self.center else self.n_fft + hop * (frames - 1)
         return [left, total - samples - left]
 
     def forward(self, mixture: Tensor) -> Tensor:
         samples = mixture.shape[-1]
         pad = self.padding(samples)
         padded = F.pad(mixture, pad)
-        estimate = self.estimate_spectrogram(self.stft(padded))
-        waveform = self.istft(estimate, padded.shape[-1])
-        return waveform[..., pad[0] : pad[0] + samples].unsqueeze(1)
+        spec = self.stft(padded)
+        estimate = self.core(self.framing(spec))
+        waveform = self.from_image(estimate, padded.shape[-1], spec)
+        return waveform[..., pad[0] : pad[0] + samples]

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 import pluggy
 
 from . import hookspecs
+from .errors import first_line
 
 ENTRY_POINT_GROUP = "svs_zoo.plugins"
 DISABLE_ENV = "ZOO_DISABLE_PLUGINS"
@@ -37,11 +38,6 @@ class PluginStatus:
 
 def disabled_plugins() -> set[str]:
     return {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()}
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _plugin_entry_points():
@@ -72,7 +68,7 @@ class PluginSet:
         try:
             self.manager.register(plugin, name=name)
         except (ValueError, pluggy.PluginValidationError) as exc:
-            status.error = _one_line(exc)
+            status.error = first_line(exc, with_type=True)
         return status
 
     def load_entry_points(self) -> None:
@@ -93,7 +89,7 @@ class PluginSet:
             try:
                 plugin = ep.load()
             except Exception as exc:  # a broken plugin must not stop the others
-                status.error = f"import failed: {_one_line(exc)}"
+                status.error = f"import failed: {first_line(exc, with_type=True)}"
                 continue
             self.add(plugin, ep.name, status.distribution, status.version)
         self._drop_unknown_hooks()
@@ -113,7 +109,7 @@ class PluginSet:
                 name = self.manager.get_name(exc.plugin)
                 self.manager.unregister(exc.plugin)
                 if name in self.statuses:
-                    self.statuses[name].error = _one_line(exc)
+                    self.statuses[name].error = first_line(exc, with_type=True)
 
     def call_each(self, hook_name: str, make_register: Callable[[str], Callable[[Any], None]]) -> None:
         """Call one hook plugin by plugin, each with its own ``register`` callback; isolate failures."""
@@ -125,4 +121,4 @@ class PluginSet:
                 impl.function(**kwargs)
             except Exception as exc:
                 status = self.statuses.setdefault(impl.plugin_name, PluginStatus(impl.plugin_name))
-                status.error = f"{hook_name} failed: {_one_line(exc)}"
+                status.error = f"{hook_name} failed: {first_line(exc, with_type=True)}"

@@ -7,6 +7,11 @@ shorter) and the model pads it internally. The engine is streaming: it holds abo
 ``batch_size * stride + segment`` input samples and hands back every output sample no later segment can touch,
 so decoding, resampling, separation and writing run block by block and memory stays flat for any track length.
 
+Every stem the model estimates comes out (``model.stems``), plus ``accompaniment`` = mixture − vocals for a
+model that estimates vocals alone (`zoo_core.stems`). The engine needs of ``model`` only: calling it on
+``[batch, 2, samples]`` to get ``[batch, stems, 2, samples]``, and ``sample_rate``, ``hop_length``, ``stems``
+and ``training_segment()``.
+
 ``method="authors"`` instead runs `zoo_core.reproduce.separate_like_authors` (the original chunk-and-trim
 procedure of the ISMIR 2020 code) on the whole track: the path that reproduces the paper's numbers.
 """
@@ -16,9 +21,9 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -27,14 +32,15 @@ from torch import Tensor
 from .audio import AtomicWriter, StreamResampler, check_input_path, open_audio, subtype_for, track_name
 from .chunking import overlap_weights, segment_starts
 from .errors import ZooError
+from .stems import has_complement, output_stems
 
 DEFAULT_MODEL = "tdc-17"  # the one model whose paper weights are reachable offline (ZOO_WEIGHTS_MIRROR)
 DEFAULT_OVERLAP = 0.25
 DEFAULT_BATCH_SIZE = 1  # on CPU a batch of one is fastest and smallest; raise it on a GPU
 METHODS = ("overlap-add", "authors")
-STEMS = ("vocals", "accompaniment")
 
 Progress = Callable[[int], None]  # called with the number of input samples just consumed
+Blocks = dict[str, np.ndarray]  # stem -> [frames, channels] float32
 
 
 @dataclass(frozen=True)
@@ -60,20 +66,18 @@ class SeparationOptions:
 
     def geometry(self, model) -> tuple[int, int]:
         """(segment, overlap) in samples at the model's rate, both whole STFT hops: every segment then starts
-        on one global frame grid, so overlapping segments see the same frames and blend without seams (off
-        the grid, two segment sizes differ by about 15 dB SNR on real music; on it, by about 50 dB)."""
+        on one global frame grid, so overlapping segments see the same frames and blend without seams (see
+        README for the measured difference). A segment shorter than two hops is refused."""
         hop = model.hop_length
         if self.segment is None:
-            hops = default_segment_samples(model) // hop
+            hops = model.training_segment() // hop
         else:
-            hops = max(2, round(self.segment * model.sample_rate / hop))
+            hops = round(self.segment * model.sample_rate / hop)
+            if hops < 2:
+                shortest = 2 * hop / model.sample_rate
+                raise ZooError(f"segment {self.segment} s is shorter than this model's minimum of {shortest:.3f} s (two STFT hops)")
         overlap_hops = min(round(self.overlap * hops), hops - 1)
         return hops * hop, overlap_hops * hop
-
-
-def default_segment_samples(model) -> int:
-    """The longest segment whose padded STFT has exactly the training window's frame count."""
-    return model.settings.window_samples - 2 * model.padding(1)[0]
 
 
 def _model_device(model) -> torch.device:
@@ -84,7 +88,7 @@ def _model_device(model) -> torch.device:
 
 class OverlapAdd:
     """Streaming overlap-add at the model's rate: `push` stereo ``[2, n]`` blocks, `finish` at the end; both
-    return the part of the vocal estimate that is final. The concatenated outputs equal
+    return the part of the estimates that is final, ``[stems, 2, m]``. The concatenated outputs equal
     ``sum(w_k * model(segment_k)) / sum(w_k)`` over the whole track, whatever the block sizes."""
 
     def __init__(self, model, segment: int, overlap: int, batch_size: int = DEFAULT_BATCH_SIZE):
@@ -95,11 +99,12 @@ class OverlapAdd:
         self.batch_size = batch_size
         self.device = _model_device(model)
         self.full_weights = overlap_weights(segment, overlap)
+        self.stems = len(model.stems)
         self.received = 0
         self.next_start = 0  # the next segment to run starts here (absolute sample index)
         self.inputs = torch.zeros(2, 0)
         self.inputs_start = 0
-        self.sums = torch.zeros(2, 0)  # weighted outputs not yet final
+        self.sums = torch.zeros(self.stems, 2, 0)  # weighted outputs not yet final
         self.weights = torch.zeros(0)
         self.sums_start = 0
 
@@ -113,7 +118,7 @@ class OverlapAdd:
     def finish(self) -> Tensor:
         total = self.received
         if total == 0:
-            return torch.zeros(2, 0)
+            return torch.zeros(self.stems, 2, 0)
         starts = [s for s in segment_starts(total, self.segment, self.overlap) if s >= self.next_start]
         full = [s for s in starts if s + self.segment <= total]
         for first in range(0, len(full), self.batch_size):
@@ -127,24 +132,24 @@ class OverlapAdd:
         offsets = [s - self.inputs_start for s in starts]
         batch = torch.stack([self.inputs[:, o : o + length] for o in offsets]).to(self.device)
         with torch.inference_mode():
-            estimates = self.model(batch)[:, 0].to("cpu", torch.float32)
+            estimates = self.model(batch).to("cpu", torch.float32)
         weights = self.full_weights if length == self.segment else overlap_weights(length, self.overlap)
         end = starts[-1] + length - self.sums_start
         if end > self.weights.shape[0]:
             grow = end - self.weights.shape[0]
-            self.sums = torch.cat([self.sums, torch.zeros(2, grow)], dim=1)
+            self.sums = torch.cat([self.sums, torch.zeros(self.stems, 2, grow)], dim=2)
             self.weights = torch.cat([self.weights, torch.zeros(grow)])
         for start, estimate in zip(starts, estimates):
             at = start - self.sums_start
-            self.sums[:, at : at + length] += estimate * weights
+            self.sums[..., at : at + length] += estimate * weights
             self.weights[at : at + length] += weights
         self.next_start = starts[-1] + self.stride
 
     def _release(self, upto: int) -> Tensor:
         """Normalised output up to ``upto`` (no later segment reaches there), and drop what is no longer needed."""
         count = max(0, min(upto, self.received) - self.sums_start)
-        done = self.sums[:, :count] / self.weights[:count]
-        self.sums, self.weights = self.sums[:, count:], self.weights[count:]
+        done = self.sums[..., :count] / self.weights[:count]
+        self.sums, self.weights = self.sums[..., count:], self.weights[count:]
         self.sums_start += count
         drop = max(0, min(self.next_start, self.received) - self.inputs_start)
         self.inputs = self.inputs[:, drop:]
@@ -159,10 +164,10 @@ def separate_blocks(
     channels: int,
     options: SeparationOptions = SeparationOptions(),
     progress: Optional[Progress] = None,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Mixture ``[frames, channels]`` float32 blocks → ``(vocals, accompaniment)`` blocks at the same rate and
-    channel count, with exactly as many frames in total. Mono is separated as duplicated stereo and the
-    estimate averaged back; other rates are resampled to the model's rate and back (soxr, streaming)."""
+) -> Iterator[Blocks]:
+    """Mixture ``[frames, channels]`` float32 blocks → ``{stem: block}`` at the same rate and channel count, with
+    exactly as many frames in total, for every stem of `output_stems`. Mono is separated as duplicated stereo and
+    the estimates averaged back; other rates are resampled to the model's rate and back (soxr, streaming)."""
     options.validate()
     if channels not in (1, 2):
         raise ZooError(f"{channels} channels; only mono and stereo are supported")
@@ -170,27 +175,35 @@ def separate_blocks(
         yield from _separate_like_authors(model, blocks, sample_rate, channels, progress)
         return
     engine = OverlapAdd(model, *options.geometry(model), batch_size=options.batch_size)
+    stems = len(model.stems)
     to_model = StreamResampler(sample_rate, model.sample_rate, 2)
-    from_model = StreamResampler(model.sample_rate, sample_rate, 2)
-    pairing = _Pairing(channels)
+    from_model = StreamResampler(model.sample_rate, sample_rate, 2 * stems)
+    pairing = _Pairing(model.stems, channels)
     for block in blocks:
         pairing.add_mixture(block)
         stereo = block if channels == 2 else np.repeat(block, 2, axis=1)
-        vocals = engine.push(torch.from_numpy(to_model(stereo)).T)
-        yield from pairing.add_vocals(from_model(vocals.T.numpy()))
+        estimates = engine.push(torch.from_numpy(to_model(stereo)).T)
+        yield from pairing.add_estimates(from_model(_interleave(estimates)))
         if progress is not None:
             progress(block.shape[0])
-    vocals = engine.push(torch.from_numpy(to_model(np.zeros((0, 2), np.float32), last=True)).T)
-    vocals = torch.cat([vocals, engine.finish()], dim=1)
-    yield from pairing.add_vocals(from_model(vocals.T.numpy(), last=True))
+    estimates = engine.push(torch.from_numpy(to_model(np.zeros((0, 2), np.float32), last=True)).T)
+    estimates = torch.cat([estimates, engine.finish()], dim=2)
+    yield from pairing.add_estimates(from_model(_interleave(estimates), last=True))
     yield from pairing.flush()
 
 
-class _Pairing:
-    """Pairs vocal estimates (which come out later) with the mixture samples they belong to, so that
-    accompaniment = mixture - vocals, and the output has the input's exact length."""
+def _interleave(estimates: Tensor) -> np.ndarray:
+    """``[stems, 2, n]`` → ``[n, stems * 2]``: one multichannel stream for the resampler."""
+    return estimates.reshape(estimates.shape[0] * estimates.shape[1], estimates.shape[-1]).T.contiguous().numpy()
 
-    def __init__(self, channels: int):
+
+class _Pairing:
+    """Pairs estimates (which come out later) with the mixture samples they belong to, so that the complement
+    (accompaniment = mixture − vocals) can be formed and the output has the input's exact length."""
+
+    def __init__(self, model_stems: list[str], channels: int):
+        self.model_stems = list(model_stems)
+        self.complement = has_complement(model_stems)
         self.channels = channels
         self.mixture: deque[np.ndarray] = deque()
         self.waiting = 0  # mixture frames not yet paired
@@ -199,18 +212,26 @@ class _Pairing:
         self.mixture.append(block)
         self.waiting += block.shape[0]
 
-    def add_vocals(self, vocals: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        if self.channels == 1:
-            vocals = vocals.mean(axis=1, keepdims=True)
-        vocals = vocals[: self.waiting]  # resampling may round up by a sample at the very end
-        if vocals.shape[0]:
-            mixture = self._take(vocals.shape[0])
-            yield vocals.astype(np.float32), mixture - vocals
+    def add_estimates(self, interleaved: np.ndarray) -> Iterator[Blocks]:
+        """``[n, stems * 2]`` estimates at the input's rate."""
+        interleaved = interleaved[: self.waiting]  # resampling may round up by a sample at the very end
+        if not interleaved.shape[0]:
+            return
+        out: Blocks = {}
+        for index, stem in enumerate(self.model_stems):
+            stereo = interleaved[:, 2 * index : 2 * index + 2]
+            out[stem] = np.ascontiguousarray(stereo.mean(axis=1, keepdims=True) if self.channels == 1 else stereo, np.float32)
+        if self.complement:
+            mixture = self._take(interleaved.shape[0])
+            out[output_stems(self.model_stems)[-1]] = mixture - out[self.model_stems[0]]
+        else:
+            self._take(interleaved.shape[0])
+        yield out
 
-    def flush(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Resampling may also round down by a sample: the missing end is silence in the vocals."""
+    def flush(self) -> Iterator[Blocks]:
+        """Resampling may also round down by a sample: the missing end is silence in the estimates."""
         if self.waiting:
-            yield from self.add_vocals(np.zeros((self.waiting, 2), np.float32))
+            yield from self.add_estimates(np.zeros((self.waiting, 2 * len(self.model_stems)), np.float32))
 
     def _take(self, count: int) -> np.ndarray:
         parts = []
@@ -228,7 +249,7 @@ class _Pairing:
 
 def _separate_like_authors(
     model, blocks: Iterable[np.ndarray], sample_rate: int, channels: int, progress: Optional[Progress]
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+) -> Iterator[Blocks]:
     """The original procedure needs the whole track at once (it pads the track, not a stream)."""
     from .reproduce import separate_like_authors
 
@@ -241,11 +262,11 @@ def _separate_like_authors(
     stereo = mixture if channels == 2 else np.repeat(mixture, 2, axis=1)
     at_model_rate = StreamResampler(sample_rate, model.sample_rate, 2)(stereo, last=True)
     with torch.inference_mode():
-        estimate = separate_like_authors(model, torch.from_numpy(at_model_rate.T.copy()))[0]
-    pairing = _Pairing(channels)
+        estimates = separate_like_authors(model, torch.from_numpy(at_model_rate.T.copy())).to("cpu", torch.float32)
+    pairing = _Pairing(model.stems, channels)
     pairing.add_mixture(mixture)
-    vocals = estimate.to("cpu", torch.float32).T.numpy()
-    yield from pairing.add_vocals(StreamResampler(model.sample_rate, sample_rate, 2)(vocals, last=True))
+    back = StreamResampler(model.sample_rate, sample_rate, 2 * len(model.stems))
+    yield from pairing.add_estimates(back(_interleave(estimates), last=True))
     yield from pairing.flush()
 
 
@@ -271,12 +292,12 @@ def separate(
         method: ``"overlap-add"`` (default) or ``"authors"`` (the original ISMIR 2020 chunk-and-trim).
 
     Returns:
-        ``{"vocals", "accompaniment"}``: float32 CPU tensors with the input's shape and rate;
-        accompaniment = mixture - vocals.
+        ``{stem: waveform}`` for every stem of ``output_stems(model.stems)`` (``{"vocals", "accompaniment"}`` for
+        the paper's models): float32 CPU tensors with the input's shape and rate; accompaniment = mixture − vocals.
 
     Example::
 
-        model = zoo_core.weights.load_model("tdc-17")
+        model = zoo_core.load_model("tdc-17")
         stems = separate(model, torch.randn(2, 44100 * 5), 44100)
     """
     options = SeparationOptions(segment=segment, overlap=overlap, batch_size=batch_size, method=method)
@@ -290,12 +311,13 @@ def separate(
         raise ZooError(f"{batched.shape[1]} channels; only mono and stereo are supported")
     if not torch.isfinite(batched).all():
         raise ZooError("waveform contains NaN or infinite samples")
-    results: dict[str, list[Tensor]] = {stem: [] for stem in STEMS}
+    names = output_stems(model.stems)
+    results: dict[str, list[Tensor]] = {stem: [] for stem in names}
     for item in batched:
         mixture = item.detach().to("cpu", torch.float32).T.contiguous().numpy()
         pieces = list(separate_blocks(model, [mixture], sample_rate, item.shape[0], options))
-        for index, stem in enumerate(STEMS):
-            results[stem].append(torch.from_numpy(np.concatenate([p[index] for p in pieces]).T.copy()))
+        for stem in names:
+            results[stem].append(torch.from_numpy(np.concatenate([p[stem] for p in pieces]).T.copy()))
     return {stem: torch.stack(parts) if waveform.dim() == 3 else parts[0] for stem, parts in results.items()}
 
 
@@ -310,6 +332,7 @@ class FileResult:
     channels: int
     frames: int
     seconds: float
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -320,18 +343,36 @@ class FileResult:
             "channels": self.channels,
             "frames": self.frames,
             "seconds": round(self.seconds, 3),
+            "warnings": self.warnings,
         }
 
 
-def model_folder(model_name: str) -> str:
-    """``tdc-17:top2`` → ``tdc-17_top2`` (a colon is not portable in a file name)."""
-    return model_name.replace(":", "_")
+def model_folder(model) -> str:
+    """The output folder of a model: ``<model>_<variant>`` of the weights it holds (``tdc-17_top1``), its
+    registry name for initialised parameters, ``model`` for anything else. One rule for every command."""
+    info = getattr(model, "weights_info", None) or {}
+    if info.get("model"):
+        name = f"{info['model']}_{info['variant']}" if info.get("variant") else str(info["model"])
+    else:
+        name = str(getattr(model, "entry_name", "") or "model")
+    return name.replace(":", "_")  # a colon is not portable in a file name
 
 
-def output_paths(out_dir: Path, model_name: str, path: Path, format: str = "wav") -> dict[str, Path]:
-    """``<out>/<model>/<track>/{vocals,accompaniment}.<format>``."""
-    folder = Path(out_dir) / model_folder(model_name) / track_name(Path(path))
-    return {stem: folder / f"{stem}.{format}" for stem in STEMS}
+def choose_stems(model, stems: Optional[Sequence[str]]) -> list[str]:
+    """The stems to write: all of them, or those named (in the model's order); unknown names are an error."""
+    available = output_stems(model.stems)
+    if not stems:
+        return available
+    unknown = [stem for stem in stems if stem not in available]
+    if unknown:
+        raise ZooError(f"no stem {unknown[0]!r} in this model (it gives {', '.join(available)})")
+    return [stem for stem in available if stem in stems]
+
+
+def output_paths(out_dir: Path, model, path: Path, stems: Sequence[str], format: str = "wav") -> dict[str, Path]:
+    """``<out>/<model_folder>/<track>/<stem>.<format>``."""
+    folder = Path(out_dir) / model_folder(model) / track_name(Path(path))
+    return {stem: folder / f"{stem}.{format}" for stem in stems}
 
 
 def separate_file(
@@ -339,52 +380,60 @@ def separate_file(
     path: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    model_name: str = DEFAULT_MODEL,
     options: SeparationOptions = SeparationOptions(),
+    stems: Optional[Sequence[str]] = None,
     format: str = "wav",
     bits: Optional[str] = None,
     force: bool = False,
     on_start: Optional[Callable[[int], None]] = None,
     progress: Optional[Progress] = None,
 ) -> FileResult:
-    """Separate one file into ``<out_dir>/<model>/<track>/vocals.<format>`` and ``accompaniment.<format>``.
+    """Separate one file into ``<out_dir>/<model_folder>/<track>/<stem>.<format>``, one file per stem (all of
+    them, or those named in ``stems``).
 
     The file is decoded, resampled, separated and written block by block (flat memory for any length); the
     outputs have the input's rate, channel count and length, and appear only once complete (temporary names,
     then a rename). Existing outputs are an error unless ``force``. ``on_start`` receives the declared number
-    of frames, ``progress`` the frames consumed so far, block by block. Raises `ZooError` for bad input.
+    of frames and the sample rate, ``progress`` the frames consumed so far, block by block. Raises `ZooError`
+    for bad input.
     """
     path = Path(path)
     subtype = subtype_for(format, bits)
     options.validate()
+    chosen = choose_stems(model, stems)
     check_input_path(path)
-    outputs = output_paths(Path(out_dir), model_name, path, format)
+    outputs = output_paths(Path(out_dir), model, path, chosen, format)
     existing = [str(p) for p in outputs.values() if p.exists()]
     if existing and not force:
         raise ZooError(f"{existing[0]} exists; pass --force to overwrite")
     started = time.perf_counter()
     reader = open_audio(path)
     if on_start is not None:
-        on_start(reader.frames)
-    writers: list[AtomicWriter] = []
+        on_start(reader.frames, reader.sample_rate)
+    writers: dict[str, AtomicWriter] = {}
     frames = 0
     try:
-        for stem in STEMS:
-            writers.append(AtomicWriter(outputs[stem], reader.sample_rate, reader.channels, format, subtype))
-        for vocals, accompaniment in separate_blocks(
-            model, reader.blocks(), reader.sample_rate, reader.channels, options, progress
-        ):
-            writers[0].write(vocals)
-            writers[1].write(accompaniment)
-            frames += vocals.shape[0]
-        for writer in writers:
+        for stem in chosen:
+            writers[stem] = AtomicWriter(outputs[stem], reader.sample_rate, reader.channels, format, subtype)
+        for blocks in separate_blocks(model, reader.blocks(), reader.sample_rate, reader.channels, options, progress):
+            for stem, writer in writers.items():
+                writer.write(blocks[stem])
+            frames += next(iter(blocks.values())).shape[0]
+        for writer in writers.values():
             writer.commit()
+        warnings = [
+            f"{writer.path}: {writer.clipped} samples beyond ±1 were clipped by the {bits or '24'}-bit format; "
+            "use --bits float (WAV) to keep them"
+            for writer in writers.values()
+            if writer.clipped
+        ]
     except BaseException as exc:
-        for writer in writers:
+        for writer in writers.values():
             writer.discard()
         if isinstance(exc, OSError):  # a full disk, a folder we may not write to
             raise ZooError(f"{path}: cannot write the outputs ({exc})", exit_code=1) from None
         raise
     return FileResult(
-        path, track_name(path), outputs, reader.sample_rate, reader.channels, frames, time.perf_counter() - started
+        path, track_name(path), outputs, reader.sample_rate, reader.channels, frames, time.perf_counter() - started,
+        warnings,
     )

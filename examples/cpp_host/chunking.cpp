@@ -31,8 +31,8 @@ torch::Tensor overlap_weights(int64_t length, int64_t overlap) {
   return weights;
 }
 
-torch::Tensor blend_segments(const torch::Tensor& mixture, int64_t segment, int64_t overlap, int64_t batch_size,
-                             const std::function<torch::Tensor(const torch::Tensor&)>& estimate) {
+torch::Tensor blend_segments(const torch::Tensor& mixture, int64_t stems, int64_t segment, int64_t overlap,
+                             int64_t batch_size, const std::function<torch::Tensor(const torch::Tensor&)>& estimate) {
   using torch::indexing::Ellipsis;
   using torch::indexing::Slice;
   if (batch_size < 1) {
@@ -41,7 +41,7 @@ torch::Tensor blend_segments(const torch::Tensor& mixture, int64_t segment, int6
   const int64_t batch = mixture.size(0);
   const int64_t total = mixture.size(-1);
   const auto starts = segment_starts(total, segment, overlap);
-  auto target = torch::zeros_like(mixture).unsqueeze(1);
+  auto target = torch::zeros({batch, stems, mixture.size(1), total}, mixture.options());
   auto weight_sum = torch::zeros({total}, mixture.options());
   auto length_at = [&](size_t i) { return std::min(segment, total - starts[i]); };
   size_t first = 0;

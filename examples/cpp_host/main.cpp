@@ -1,11 +1,12 @@
 // zoo_host: separate a stereo WAV file with a model exported by `zoo export`.
 //
-//   zoo_host MODEL INPUT.wav OUTPUT_DIR [--segment N] [--overlap N] [--batch-size N]
+//   zoo_host MODEL INPUT.wav OUTPUT_DIR [--segment N] [--overlap N] [--batch-size N] [--verbose]
 //
 // MODEL is a TorchScript artifact (NAME.ts.pt: waveform in, stems out, chunked by its own separate_chunked
 // method) or an AOTInductor package (NAME.pt2: the spectrogram core; this host does padding, STFT, framing,
 // inverse STFT and the same chunking around it). Writes OUTPUT_DIR/<stem>.wav (32-bit float) for every stem
-// and prints the embedded metadata, the time taken and the real-time factor.
+// named in the file's metadata and prints what it wrote, the time taken and the real-time factor; --verbose
+// also prints the embedded metadata (zoo.json).
 // Exit codes: 0 ok, 2 bad input (missing file, wrong sample rate, mono, not an svs-zoo model), 1 failure.
 #include <climits>
 #include <malloc.h>
@@ -41,10 +42,27 @@ struct Options {
   std::optional<int64_t> segment;
   std::optional<int64_t> overlap;
   int64_t batch_size = 4;
+  bool verbose = false;
 };
 
 const char* const kUsage =
-    "usage: zoo_host MODEL(.ts.pt|.pt2) INPUT.wav OUTPUT_DIR [--segment N] [--overlap N] [--batch-size N]";
+    "usage: zoo_host MODEL(.ts.pt|.pt2) INPUT.wav OUTPUT_DIR [--segment N] [--overlap N] [--batch-size N] "
+    "[--verbose]";
+
+const char* const kHelp =
+    "Separate a stereo WAV file with a model exported by `zoo export`; writes OUTPUT_DIR/<stem>.wav (32-bit\n"
+    "float) for every stem the model gives.\n"
+    "\n"
+    "  MODEL            a TorchScript artifact (.ts.pt) or an AOTInductor package (.pt2)\n"
+    "  INPUT.wav        stereo, at the model's sample rate\n"
+    "  OUTPUT_DIR       created if needed\n"
+    "  --segment N      segment length in samples (default: the file's metadata)\n"
+    "  --overlap N      overlap in samples (default: the file's metadata)\n"
+    "  --batch-size N   segments per model call (default 4)\n"
+    "  --verbose        also print the embedded metadata (zoo.json)\n"
+    "  --help           this text\n";
+
+struct HelpRequested {};
 
 int64_t parse_count(const std::string& flag, const std::string& value) {
   try {
@@ -61,7 +79,10 @@ Options parse_options(int argc, char** argv) {
   Options options;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--segment" || arg == "--overlap" || arg == "--batch-size") {
+    if (arg == "--help" || arg == "-h") throw HelpRequested{};
+    if (arg == "--verbose" || arg == "-v") {
+      options.verbose = true;
+    } else if (arg == "--segment" || arg == "--overlap" || arg == "--batch-size") {
       if (i + 1 >= argc) throw HostError(arg + " needs a value\n" + kUsage, 2);
       const int64_t value = parse_count(arg, argv[++i]);
       if (arg == "--segment") options.segment = value;
@@ -73,7 +94,11 @@ Options parse_options(int argc, char** argv) {
       positional.push_back(arg);
     }
   }
-  if (positional.size() != 3) throw HostError(kUsage, 2);
+  if (positional.size() != 3) {
+    throw HostError("expected MODEL, INPUT.wav and OUTPUT_DIR, got " + std::to_string(positional.size()) +
+                        " argument(s)\n" + kUsage,
+                    2);
+  }
   options.model_path = positional[0];
   options.input_path = positional[1];
   options.output_dir = positional[2];
@@ -114,7 +139,7 @@ struct Separator {
   std::function<torch::Tensor(const torch::Tensor&, int64_t, int64_t, int64_t)> separate;
 };
 
-Separator load_torchscript(const std::string& path, std::shared_ptr<torch::jit::Module>& holder) {
+Separator load_torchscript(const std::string& path, std::shared_ptr<torch::jit::Module>& holder, bool verbose) {
   torch::jit::ExtraFilesMap extra{{"zoo.json", ""}};
   try {
     holder = std::make_shared<torch::jit::Module>(torch::jit::load(path, torch::kCPU, extra));
@@ -126,7 +151,7 @@ Separator load_torchscript(const std::string& path, std::shared_ptr<torch::jit::
     throw HostError(path + " is a TorchScript module but not an svs-zoo artifact (no zoo.json or no separate_chunked)", 2);
   }
   check_torch_version(json_string_field(metadata, "torch_version"), path);
-  std::cout << "metadata (zoo.json):\n" << metadata << "\n";
+  if (verbose) std::cout << "metadata (zoo.json):\n" << metadata << "\n";
   holder->eval();
   Separator separator;
   separator.sample_rate = static_cast<int>(holder->run_method("sample_rate").toInt());
@@ -140,7 +165,8 @@ Separator load_torchscript(const std::string& path, std::shared_ptr<torch::jit::
   return separator;
 }
 
-Separator load_aoti(const std::string& path, std::shared_ptr<torch::inductor::AOTIModelPackageLoader>& holder) {
+Separator load_aoti(const std::string& path, std::shared_ptr<torch::inductor::AOTIModelPackageLoader>& holder,
+                    bool verbose) {
   try {
     holder = std::make_shared<torch::inductor::AOTIModelPackageLoader>(path);
   } catch (const std::exception&) {
@@ -150,18 +176,23 @@ Separator load_aoti(const std::string& path, std::shared_ptr<torch::inductor::AO
   const auto json = metadata.find("zoo.json");
   if (json == metadata.end()) throw HostError(path + " is an AOTInductor package but not an svs-zoo one (no zoo.json)", 2);
   check_torch_version(metadata.at("torch_version"), path);
-  std::cout << "metadata (zoo.json):\n" << json->second << "\n";
+  if (verbose) std::cout << "metadata (zoo.json):\n" << json->second << "\n";
   Separator separator;
   separator.sample_rate = std::stoi(metadata.at("sample_rate"));
   std::stringstream stems(metadata.at("stems"));
   for (std::string stem; std::getline(stems, stem, ',');) separator.stems.push_back(stem);
   separator.segment = std::stoll(metadata.at("segment"));
   separator.overlap = std::stoll(metadata.at("overlap"));
-  auto host = std::make_shared<SpectralHost>(*holder, FramingSettings::from_metadata(metadata));
-  separator.separate = [host](const torch::Tensor& mixture, int64_t segment, int64_t overlap, int64_t batch) {
-    auto target = blend_segments(mixture, segment, overlap, batch,
-                                 [&](const torch::Tensor& piece) { return host->estimate(piece); });
-    return torch::cat({target, mixture.unsqueeze(1) - target}, 1);  // accompaniment = mixture - target
+  const auto settings = FramingSettings::from_metadata(metadata);
+  auto host = std::make_shared<SpectralHost>(*holder, settings);
+  // a vocal model's stems also name accompaniment = mixture - vocals, which the host forms itself
+  const bool complement = static_cast<int64_t>(separator.stems.size()) == settings.model_stems + 1;
+  const int64_t model_stems = settings.model_stems;
+  separator.separate = [host, complement, model_stems](const torch::Tensor& mixture, int64_t segment,
+                                                       int64_t overlap, int64_t batch) {
+    auto estimates = blend_segments(mixture, model_stems, segment, overlap, batch,
+                                    [&](const torch::Tensor& piece) { return host->estimate(piece); });
+    return complement ? torch::cat({estimates, mixture.unsqueeze(1) - estimates}, 1) : estimates;
   };
   return separator;
 }
@@ -174,7 +205,8 @@ int run(const Options& options) {
   std::shared_ptr<torch::jit::Module> script_module;
   std::shared_ptr<torch::inductor::AOTIModelPackageLoader> package;
   const bool aoti = ends_with(options.model_path, ".pt2");
-  Separator separator = aoti ? load_aoti(options.model_path, package) : load_torchscript(options.model_path, script_module);
+  Separator separator = aoti ? load_aoti(options.model_path, package, options.verbose)
+                             : load_torchscript(options.model_path, script_module, options.verbose);
 
   const Audio audio = read_stereo(options.input_path);
   if (audio.sample_rate != separator.sample_rate) {
@@ -221,6 +253,9 @@ int main(int argc, char** argv) {
 
   try {
     return run(parse_options(argc, argv));
+  } catch (const HelpRequested&) {
+    std::cout << kUsage << "\n\n" << kHelp;
+    return 0;
   } catch (const HostError& error) {
     std::cerr << "error: " << error.what() << "\n";
     return error.exit_code;

@@ -18,8 +18,9 @@ const std::string& required(const std::unordered_map<std::string, std::string>& 
 }  // namespace
 
 FramingSettings FramingSettings::from_metadata(const std::unordered_map<std::string, std::string>& metadata) {
-  return {std::stoll(required(metadata, "n_fft")), std::stoll(required(metadata, "hop_length")),
-          std::stoll(required(metadata, "time_factor")), required(metadata, "center") == "1",
+  return {std::stoll(required(metadata, "n_fft")),       std::stoll(required(metadata, "hop_length")),
+          std::stoll(required(metadata, "time_factor")), std::stoll(required(metadata, "bins")),
+          std::stoll(required(metadata, "model_stems")), required(metadata, "center") == "1",
           required(metadata, "representation") == "magnitude"};
 }
 
@@ -74,23 +75,32 @@ torch::Tensor SpectralHost::istft(const torch::Tensor& spec, int64_t length) con
 }
 
 torch::Tensor SpectralHost::estimate(const torch::Tensor& mixture) {
+  using torch::indexing::Slice;
   const int64_t samples = mixture.size(-1);
   const auto [left, right] = padding(samples);
   const auto padded = F::pad(mixture, F::PadFuncOptions({left, right}));
-  const auto spec = stft(padded);
-  const int64_t batch = spec.size(0), channels = spec.size(1), bins = spec.size(2), frames = spec.size(3);
+  const auto spec = stft(padded);  // [B, C, n_fft/2 + 1, T]
+  const int64_t batch = spec.size(0), channels = spec.size(1), total_bins = spec.size(2), frames = spec.size(3);
+  const int64_t bins = settings_.bins, stems = settings_.model_stems;
+  const auto kept = spec.index({Slice(), Slice(), Slice(0, bins)});
   torch::Tensor image;
   if (settings_.magnitude) {
-    image = spec.abs();
-  } else {  // [B, C, F, T] complex -> [B, C*2, F, T] as [Re L, Im L, Re R, Im R]
-    image = torch::view_as_real(spec).permute({0, 1, 4, 2, 3}).reshape({batch, channels * 2, bins, frames});
+    image = kept.abs();
+  } else {  // [B, C, bins, T] complex -> [B, C*2, bins, T] as [Re L, Im L, Re R, Im R]
+    image = torch::view_as_real(kept).permute({0, 1, 4, 2, 3}).reshape({batch, channels * 2, bins, frames});
   }
-  const auto out = core_.run({image.contiguous()}).at(0);
-  torch::Tensor target;
+  const auto out = core_.run({image.contiguous()}).at(0);  // [B, stems, image channels, bins, T]
+  torch::Tensor estimate;
   if (settings_.magnitude) {
-    target = torch::polar(out, torch::angle(spec));
+    estimate = torch::polar(out, torch::angle(kept).unsqueeze(1).expand_as(out));
   } else {
-    target = torch::view_as_complex(out.reshape({batch, channels, 2, bins, frames}).permute({0, 1, 3, 4, 2}).contiguous());
+    estimate = torch::view_as_complex(
+        out.reshape({batch, stems, channels, 2, bins, frames}).permute({0, 1, 2, 4, 5, 3}).contiguous());
   }
-  return istft(target, padded.size(-1)).slice(-1, left, left + samples).unsqueeze(1);
+  if (bins < total_bins) {  // the bins the network does not see come back as zeros
+    auto zeros = torch::zeros({batch, stems, channels, total_bins - bins, frames}, estimate.options());
+    estimate = torch::cat({estimate, zeros}, 3);
+  }
+  const auto waves = istft(estimate.reshape({batch * stems, channels, total_bins, frames}), padded.size(-1));
+  return waves.slice(-1, left, left + samples).reshape({batch, stems, channels, samples});
 }

@@ -1,9 +1,10 @@
 // The waveform side of an AOTInductor package: padding, STFT, framing, inverse STFT, done with libtorch ops.
 //
-// The package holds only the spectrogram-to-spectrogram core (real tensors), so the host repeats what
-// zoo_core/model.py and zoo_core/framing.py do around it: pad to a frame count the U-Net accepts, STFT
-// (periodic Hann window), complex-as-channels [ReL, ImL, ReR, ImR] or magnitude framing, core, inverse
-// framing, overlap-add inverse STFT normalised by the summed squared window, crop.
+// The package holds only the spectrogram core (real tensors), so the host repeats what zoo_core/model.py
+// (to_image / from_image) and zoo_core/framing.py do around it: pad to a frame count the network accepts, STFT
+// (periodic Hann window), keep the lowest `bins` bins, complex-as-channels [ReL, ImL, ReR, ImR] or magnitude
+// framing, core (one image per stem), inverse framing with zeros above `bins`, overlap-add inverse STFT
+// normalised by the summed squared window, crop.
 #pragma once
 
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
@@ -16,6 +17,8 @@ struct FramingSettings {
   int64_t n_fft;
   int64_t hop_length;
   int64_t time_factor;
+  int64_t bins;         // the lowest bins the core sees
+  int64_t model_stems;  // images the core returns, one per stem
   bool center;
   bool magnitude;  // magnitude framing: the core's output gets the mixture's phase back
 
@@ -26,7 +29,7 @@ class SpectralHost {
  public:
   SpectralHost(torch::inductor::AOTIModelPackageLoader& core, FramingSettings settings);
 
-  // mixture [batch, 2, samples] -> target [batch, 1, 2, samples], like SeparationModel.forward.
+  // mixture [batch, 2, samples] -> estimates [batch, stems, 2, samples], like SeparationModel.forward.
   torch::Tensor estimate(const torch::Tensor& mixture);
 
  private:

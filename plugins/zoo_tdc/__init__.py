@@ -8,7 +8,7 @@ from zoo_core import BlockContext, BlockType, hookimpl
 from zoo_core.layers import DenseConvStack
 
 
-def build_tdc(ctx: BlockContext, layers: int = 5, kernel_f: int = 3, activation: str = "relu"):
+def build_tdc(ctx: BlockContext, *, layers: int = 5, kernel_f: int = 3, activation: str = "relu"):
     # the growth rate equals the U-Net's internal channels: the block emits only its last layer
     return DenseConvStack(
         ctx.in_channels, ctx.out_channels, layers, kernel_f=kernel_f, time_distributed=True, activation=activation
@@ -22,7 +22,6 @@ def register_blocks(register):
             name="tdc",
             build=build_tdc,
             sampling="frequency",
-            defaults={"layers": 5, "kernel_f": 3},
             description="Time-Distributed Convolutions: dense 1-D convs along frequency, per frame",
         )
     )

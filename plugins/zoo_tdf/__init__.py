@@ -14,12 +14,9 @@ from zoo_core.layers import FrequencyMLP
 
 
 class TDFBlock(nn.Module):
-    def __init__(self, ctx: BlockContext, bottleneck_factor: Optional[int], min_units: int, bias: bool, activation: str):
+    def __init__(self, ctx: BlockContext, mlp: FrequencyMLP):
         super().__init__()
-        # the authors' refactored TDF ties the BatchNorm scale/shift to the same flag as the linear biases
-        self.tdf = FrequencyMLP(
-            ctx.in_channels, ctx.bins, ctx.bins, bottleneck_factor, min_units, bias, bias, activation
-        )
+        self.tdf = mlp
         self.project = nn.Identity() if ctx.in_channels == ctx.out_channels else nn.Conv2d(
             ctx.in_channels, ctx.out_channels, 1
         )
@@ -30,12 +27,18 @@ class TDFBlock(nn.Module):
 
 def build_tdf(
     ctx: BlockContext,
+    *,
     bottleneck_factor: Optional[int] = 16,
     min_units: int = 16,
     bias: bool = False,
     activation: str = "relu",
 ):
-    return TDFBlock(ctx, bottleneck_factor, min_units, bias, activation)
+    # the authors' refactored TDF ties the BatchNorm scale/shift to the same flag as the linear biases
+    mlp = FrequencyMLP(
+        ctx.in_channels, ctx.bins, ctx.bins, bottleneck_factor=bottleneck_factor, min_units=min_units, bias=bias,
+        norm_affine=bias, activation=activation,
+    )
+    return TDFBlock(ctx, mlp)
 
 
 @hookimpl
@@ -45,7 +48,6 @@ def register_blocks(register):
             name="tdf",
             build=build_tdf,
             sampling="frequency",
-            defaults={"bottleneck_factor": 16, "min_units": 16, "bias": False},
             description="Time-Distributed Fully-connected: a frequency MLP per frame",
         )
     )

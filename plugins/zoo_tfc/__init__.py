@@ -7,9 +7,7 @@ from zoo_core import BlockContext, BlockType, hookimpl
 from zoo_core.layers import DenseConvStack
 
 
-def build_tfc(
-    ctx: BlockContext, layers: int = 5, kernel_t: int = 3, kernel_f: int = 3, activation: str = "relu"
-):
+def build_tfc(ctx: BlockContext, *, layers: int = 5, kernel_t: int = 3, kernel_f: int = 3, activation: str = "relu"):
     return DenseConvStack(
         ctx.in_channels, ctx.out_channels, layers, kernel_f=kernel_f, kernel_t=kernel_t, activation=activation
     )
@@ -22,7 +20,6 @@ def register_blocks(register):
             name="tfc",
             build=build_tfc,
             sampling="time-frequency",
-            defaults={"layers": 5, "kernel_t": 3, "kernel_f": 3},
             description="Time-Frequency Convolutions: dense 2-D convs",
         )
     )

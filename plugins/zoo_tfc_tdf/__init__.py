@@ -13,22 +13,10 @@ from zoo_core.layers import DenseConvStack, FrequencyMLP
 
 
 class TFCTDF(nn.Module):
-    def __init__(
-        self,
-        ctx: BlockContext,
-        layers: int,
-        kernel_t: int,
-        kernel_f: int,
-        bottleneck_factor: Optional[int],
-        min_units: int,
-        bias: bool,
-        norm_affine: bool,
-        activation: str,
-    ):
+    def __init__(self, tfc: DenseConvStack, tdf: FrequencyMLP):
         super().__init__()
-        c = ctx.out_channels
-        self.tfc = DenseConvStack(ctx.in_channels, c, layers, kernel_f, kernel_t, activation=activation)
-        self.tdf = FrequencyMLP(c, ctx.bins, ctx.bins, bottleneck_factor, min_units, bias, norm_affine, activation)
+        self.tfc = tfc
+        self.tdf = tdf
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.tfc(x)
@@ -37,6 +25,7 @@ class TFCTDF(nn.Module):
 
 def build_tfc_tdf(
     ctx: BlockContext,
+    *,
     layers: int = 5,
     kernel_t: int = 3,
     kernel_f: int = 3,
@@ -46,7 +35,13 @@ def build_tfc_tdf(
     norm_affine: bool = True,
     activation: str = "relu",
 ):
-    return TFCTDF(ctx, layers, kernel_t, kernel_f, bottleneck_factor, min_units, bias, norm_affine, activation)
+    c = ctx.out_channels
+    tfc = DenseConvStack(ctx.in_channels, c, layers, kernel_f=kernel_f, kernel_t=kernel_t, activation=activation)
+    tdf = FrequencyMLP(
+        c, ctx.bins, ctx.bins, bottleneck_factor=bottleneck_factor, min_units=min_units, bias=bias,
+        norm_affine=norm_affine, activation=activation,
+    )
+    return TFCTDF(tfc, tdf)
 
 
 @hookimpl
@@ -56,15 +51,6 @@ def register_blocks(register):
             name="tfc-tdf",
             build=build_tfc_tdf,
             sampling="time-frequency",
-            defaults={
-                "layers": 5,
-                "kernel_t": 3,
-                "kernel_f": 3,
-                "bottleneck_factor": 16,
-                "min_units": 16,
-                "bias": True,
-                "norm_affine": True,
-            },
             description="TFC followed by a residual TDF (the paper's best block)",
         )
     )

@@ -1,8 +1,9 @@
 """The ``zoo`` command line.
 
 Each command lives in its own module of this package and is imported only when it runs, so ``zoo list`` does
-not pay for the imports of ``zoo eval``. Errors the user can fix (`ZooError`) print one line and exit
-non-zero; anything else is a bug and keeps its traceback.
+not pay for the imports of ``zoo eval``. Errors the user can fix (`ZooError`, and click's usage errors) print
+one ``error:`` line and exit non-zero; anything else is a bug and keeps its traceback. SIGTERM unwinds like
+Ctrl-C, so half-written outputs are removed either way.
 """
 
 from __future__ import annotations
@@ -39,27 +40,35 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attribute = target.split(":")
-        qualified = f"{__name__}.{module_name}"
-        try:
-            module = importlib.import_module(qualified)
-        except ModuleNotFoundError as exc:
-            if exc.name == qualified:  # that command is not part of this build
-                return None
-            raise
-        return getattr(module, attribute)
+        return getattr(importlib.import_module(f"{__name__}.{module_name}"), attribute)
 
-    def invoke(self, ctx: click.Context):
+    def main(self, *args, **kwargs):
+        from .runner import Terminated, handle_sigterm
+
+        handle_sigterm()
         try:
-            return super().invoke(ctx)
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Exit as exc:  # --help, --version
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "zoo"
+            click.echo(f"error: {exc.format_message()} (see '{command} --help')", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
         except ZooError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, click.exceptions.Abort):
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except Terminated:
+            click.echo("terminated", err=True)
+            sys.exit(143)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="svs-zoo", prog_name="zoo")
 def main() -> None:
     """svs-zoo: U-Net singing-voice separation models (Choi et al., ISMIR 2020).

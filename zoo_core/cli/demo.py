@@ -8,14 +8,14 @@ from pathlib import Path
 import click
 
 from ..separate import DEFAULT_MODEL
+from .options import output_option
 
 
-@click.command("demo")
+@click.command("demo", short_help="Separate a real song clip and print its SDR.")
 @click.option("-m", "--model", "model_name", default=DEFAULT_MODEL, show_default=True, help="Model NAME[:VARIANT].")
-@click.option("-o", "--out", "out_dir", default="separated", show_default=True, type=click.Path(path_type=Path),
-              help="Stems go to OUT/<model>/<track>/ (the demo's own earlier outputs are replaced).")
+@output_option("separated", "Stems go to OUTPUT/<model>_<variant>/<track>/ (the demo's own earlier outputs are replaced).")
 @click.option("--device", default="cpu", show_default=True)
-def demo_command(model_name: str, out_dir: Path, device: str) -> None:
+def demo_command(model_name: str, output: Path, device: str) -> None:
     """Separate a real song clip and score it: the zoo's main job in one command.
 
     Pulls the model's weights (ZOO_WEIGHTS_MIRROR or the network), separates the 6-s MUSDB18 clip that ships
@@ -23,19 +23,21 @@ def demo_command(model_name: str, out_dir: Path, device: str) -> None:
     against the true stems (museval v4 definition, median over 1-s frames) and the time taken.
     """
     from ..demo import find_demo_clip, run_demo
-    from .separate import load_for_inference
+    from ..files import check_writable_folder
+    from .runner import load_for_inference
 
     started = time.perf_counter()
+    check_writable_folder(output)
     clip = find_demo_clip()
     model = load_for_inference(model_name, device)
-    result = run_demo(model, model_name, out_dir, clip, started)
+    result = run_demo(model, output, clip, started)
     info = result.weights
     seconds = result.track.mixture.shape[1] / result.track.sample_rate
     click.echo(f"model     {info.get('model', model_name)}:{info.get('variant', '?')} on {device}")
     click.echo(f"clip      {result.clip.name} ({seconds:.1f} s, mixture = stream 0)")
     for stem, path in result.outputs.items():
         click.echo(f"wrote     {path}")
-    click.echo(f"vocals SDR         {result.sdr['vocals']:6.2f} dB")
-    click.echo(f"accompaniment SDR  {result.sdr['accompaniment']:6.2f} dB")
-    click.echo("          (museval v4 SDR against the true stems, median over 1-s frames)")
+    for stem, value in result.sdr.items():
+        click.echo(f"{stem + ' SDR':<19}{value:6.2f} dB")
+    click.echo("          (museval v4 SDR of the written files against the true stems, median over 1-s frames)")
     click.echo(f"time      {result.separation_seconds:.1f} s separation, {result.total_seconds:.1f} s in all")

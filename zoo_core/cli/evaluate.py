@@ -13,8 +13,8 @@ from typing import Optional
 import click
 
 from ..errors import ZooError
-from ..separate import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, DEFAULT_OVERLAP, METHODS, SeparationOptions
-from .separate import ProgressDisplay, finish_batch, load_for_inference, run_items
+from .options import RunSettings, output_option, separation_options
+from .runner import ProgressDisplay, finish_batch, load_for_inference, run_items
 
 
 def _evaluate_one(model, source, *, settings: dict, on_start, progress):
@@ -56,58 +56,44 @@ def _print_table(aggregate: dict, tracks: int, model_name: str, sdr_only: bool) 
     console.print(f"aggregation: {AGGREGATION}\n{MIXTURE_NOTE}", highlight=False, markup=False)
 
 
-@click.command("eval")
+@click.command("eval", short_help="Separate MUSDB18 tracks and score them with museval.")
 @click.argument("tracks", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--musdb", "musdb_root", type=click.Path(path_type=Path), default=None,
               help="MUSDB18 root (train/ and test/ of .stem.mp4) or MUSDB18-HQ root (test/<track>/mixture.wav ...).")
 @click.option("--subset", type=click.Choice(["train", "test"]), default="test", show_default=True)
-@click.option("-m", "--model", "model_name", default=DEFAULT_MODEL, show_default=True, help="Model NAME[:VARIANT].")
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Write museval's per-track JSON (and --plot PNGs) here, as OUT/<subset>/<track>.json.")
+@separation_options
+@output_option(None, "Write museval's per-track JSON (and --plot PNGs) here, as OUTPUT/<subset>/<track>.json.")
 @click.option("--sdr-only", is_flag=True, help="Only SDR, with svs-zoo's fast exact museval-v4 SDR (no museval).")
 @click.option("--plot", is_flag=True, help="A PNG per track: spectrograms and per-frame SDR (needs -o).")
-@click.option("--segment", type=float, default=None, help="Segment seconds [default: the model's training window].")
-@click.option("--overlap", type=float, default=DEFAULT_OVERLAP, show_default=True)
-@click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True)
-@click.option("--method", type=click.Choice(METHODS), default="overlap-add", show_default=True,
-              help="authors: the original ISMIR 2020 chunk-and-trim separation (reproduces the paper).")
-@click.option("--device", default="cpu", show_default=True)
-@click.option("-j", "--jobs", type=int, default=1, show_default=True, help="Tracks evaluated in parallel processes.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or per-track lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print per-track and aggregate scores as JSON instead of a table.")
 def eval_command(
     tracks: tuple[Path, ...],
     musdb_root: Optional[Path],
     subset: str,
-    model_name: str,
-    out_dir: Optional[Path],
+    run: RunSettings,
+    output: Optional[Path],
     sdr_only: bool,
     plot: bool,
-    segment: Optional[float],
-    overlap: float,
-    batch_size: int,
-    method: str,
-    device: str,
-    jobs: int,
     quiet: bool,
     as_json: bool,
 ) -> None:
     """Separate and score TRACKS (.stem.mp4 files or MUSDB18-HQ track folders) or a whole --musdb subset.
 
-    Vocals and accompaniment (mixture - vocals) are scored against the true vocals and drums + bass + other
-    with museval v4 on 1-s frames; the table is the SiSEC 2018 aggregate: median over frames per track, then
-    median over tracks. The mixture is stream 0 of a stem file (the released mixture).
+    Every stem the model gives that MUSDB18 defines is scored against its reference (vocals, and accompaniment
+    = drums + bass + other, for the paper's models; each source for a four-stem model) with museval v4 on 1-s
+    frames; the table is the SiSEC 2018 aggregate: median over frames per track, then median over tracks. The
+    mixture is stream 0 of a stem file (the released mixture).
     """
     from ..evaluate import AGGREGATION, MIXTURE_NOTE, aggregate, check_track_source, find_musdb_tracks, import_museval
+    from ..files import check_writable_folder
 
     if bool(tracks) == bool(musdb_root):
         raise ZooError("give either TRACKS or --musdb ROOT")
-    if plot and out_dir is None:
-        raise ZooError("--plot writes PNG files: give -o/--out")
-    if jobs < 1:
-        raise ZooError(f"--jobs must be at least 1, got {jobs}")
-    options = SeparationOptions(segment=segment, overlap=overlap, batch_size=batch_size, method=method)
-    options.validate()
+    if plot and output is None:
+        raise ZooError("--plot writes PNG files: give -o/--output")
+    if output is not None:
+        check_writable_folder(output)  # before any separation: a long run must not die at its end
     if not sdr_only:
         import_museval()  # fail before any separation when museval cannot run here
     failures: list[tuple[str, int]] = []
@@ -122,15 +108,19 @@ def eval_command(
                 click.echo(f"error: {exc}", err=True)
                 failures.append((str(exc), exc.exit_code))
     total = len(sources) + len(failures)
+    separation = run.separation
     settings = dict(
-        out_dir=out_dir,
-        model_name=model_name,
+        out_dir=output,
+        model_name=run.model,
         sdr_only=sdr_only,
         plot=plot,
-        separation=dict(segment=segment, overlap=overlap, batch_size=batch_size, method=method),
+        separation=dict(segment=separation.segment, overlap=separation.overlap, batch_size=separation.batch_size,
+                        method=separation.method),
     )
     results = []
-    model = load_for_inference(model_name, device) if sources else None
+    model = load_for_inference(run.model, run.device, run.precision) if sources else None
+    if model is not None:
+        separation.geometry(model)  # a segment the model cannot use fails before any work
 
     with ProgressDisplay(len(sources), quiet or not sources, "tracks") as display:
 
@@ -141,11 +131,8 @@ def eval_command(
                 return
             results.append(result)
             if not quiet:
-                medians = result.summary
-                display.print(
-                    f"{result.name}: vocals SDR {medians['vocals']['SDR']:.3f} dB, "
-                    f"accompaniment SDR {medians['accompaniment']['SDR']:.3f} dB (median over frames)"
-                )
+                medians = ", ".join(f"{stem} SDR {values['SDR']:.3f} dB" for stem, values in result.summary.items())
+                display.print(f"{result.name}: {medians} (median over frames)")
 
         if sources:
             run_items(
@@ -153,17 +140,18 @@ def eval_command(
                 [source.name for source in sources],
                 functools.partial(_evaluate_one, settings=settings),
                 model=model,
-                model_name=model_name,
-                device=device,
-                jobs=jobs,
+                model_name=run.model,
+                device=run.device,
+                jobs=run.jobs,
                 display=display,
                 on_done=on_done,
+                precision=run.precision,
             )
     results.sort(key=lambda result: result.name)
     overall = aggregate([result.summary for result in results])
     if as_json:
         document = {
-            "model": model_name,
+            "model": run.model,
             "metrics": "SDR (svs-zoo fast museval-v4 SDR)" if sdr_only else "museval v4 SDR, ISR, SIR, SAR",
             "aggregation": AGGREGATION,
             "mixture": MIXTURE_NOTE,
@@ -173,5 +161,5 @@ def eval_command(
         }
         click.echo(json.dumps(_json_safe(document), indent=2))
     elif results:
-        _print_table(overall, len(results), model_name, sdr_only)
+        _print_table(overall, len(results), run.model, sdr_only)
     finish_batch(failures, total, "tracks")

@@ -37,7 +37,7 @@ _FIELDS = (
 )
 
 
-@click.command("train")
+@click.command("train", short_help="Train or fine-tune a model on MUSDB18.")
 @click.argument("model", required=False, metavar="MODEL")
 @click.option("--musdb", type=click.Path(path_type=Path), metavar="ROOT",
               help="MUSDB18 (.stem.mp4) or MUSDB18-HQ root, or a folder of <track>/<stem>.<ext> tracks.")

@@ -1,9 +1,10 @@
-"""AOTInductor export: the spectrogram-to-spectrogram core, compiled ahead of time into a ``.pt2`` package.
+"""AOTInductor export: the spectrogram core (`SeparationModel.core`), compiled ahead of time into a ``.pt2``.
 
-Only real tensors cross the boundary: the host makes the CaC (or magnitude) image ``[batch, channels, F+1,
-frames]`` from its own STFT and turns the output back into audio (examples/cpp_host does it with libtorch
-ops). Complex ops stay outside because torch.export and Inductor handle them poorly. Batch and frames are
-dynamic; frames must be a multiple of the model's ``time_factor``.
+Only real tensors cross the boundary: the host makes the image ``[batch, channels, bins, frames]`` from its own
+STFT (`SeparationModel.to_image`: the lowest ``bins`` bins, complex-as-channels or magnitudes) and turns the
+output ``[batch, stems, channels, bins, frames]`` back into audio (`SeparationModel.from_image`; examples/cpp_host
+does both with libtorch ops). Complex ops stay outside because torch.export and Inductor handle them poorly.
+Batch and frames are dynamic; frames must be a multiple of the model's ``time_factor``.
 """
 
 from __future__ import annotations
@@ -17,32 +18,29 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..errors import ZooError
+from ..errors import ZooError, first_line
 from ..model import SeparationModel
 from ..registry import ModelEntry
-from .files import atomic_output
+from ..files import atomic_path
 from .metadata import METADATA_FILE, build_metadata, chunk_geometry
 from .torchscript import Check, ExportResult, refuse_if_any_failed, relative_error
 
 
 class SpectrogramCore(nn.Module):
-    """The part of `SeparationModel.estimate_spectrogram` between the framings: image in, image out."""
+    """`SeparationModel.core` as a module of its own: image in, one image per stem out."""
 
     def __init__(self, model: SeparationModel):
         super().__init__()
-        self.unet = model.unet
-        self.masking = model.masking
+        self.model = model
 
     def forward(self, image: Tensor) -> Tensor:
-        out = self.unet(image)
-        return out * image if self.masking else out
+        return self.model.core(image)
 
 
 def mixture_image(model: SeparationModel, frames: int, batch: int, generator: torch.Generator) -> Tensor:
     """The image the core sees for a noise mixture: realistic value ranges for the checks."""
-    samples = model.n_fft + model.hop_length * (frames - 1) if not model.center else model.hop_length * (frames - 1)
-    mixture = 0.1 * torch.randn(batch, 2, samples, generator=generator)
-    return model.framing(model.stft(mixture))
+    mixture = 0.1 * torch.randn(batch, 2, model.settings.samples(frames), generator=generator)
+    return model.to_image(mixture)
 
 
 def host_settings(metadata: dict) -> dict[str, str]:
@@ -54,6 +52,8 @@ def host_settings(metadata: dict) -> dict[str, str]:
         "hop_length": str(stft["hop_length"]),
         "center": "1" if stft["center"] else "0",
         "time_factor": str(metadata["time_factor"]),
+        "bins": str(metadata["stft"]["bins"]),
+        "model_stems": str(len(metadata["model_stems"])),
         "representation": metadata["representation"],
         "segment": str(metadata["chunked"]["segment"]),
         "overlap": str(metadata["chunked"]["overlap"]),
@@ -67,23 +67,27 @@ def default_check_frames(model: SeparationModel) -> list[int]:
     return [factor, 3 * factor, model.settings.frames]
 
 
+def check_exportable(model: SeparationModel) -> None:
+    """Refuse, before any slow work, a model whose core ``torch.export`` cannot keep dynamic in frames."""
+    if any(isinstance(m, nn.RNNBase) for m in model.unet.modules()):
+        name = getattr(model, "entry_name", "this model")
+        raise ZooError(
+            f"{name} cannot be exported with --format aoti: torch.export specialises the sequence length of "
+            "its GRU layers, so the number of frames cannot stay dynamic; export it as TorchScript (the "
+            "default format) instead",
+            exit_code=1,
+        )
+
+
 def _export_program(core: SpectrogramCore, example: Tensor, time_factor: int, name: str):
     batch = torch.export.Dim("batch", min=1, max=4096)
     blocks = torch.export.Dim("frame_blocks", min=1, max=1 << 20)
     try:
-        # torch.export warns about its own internals (e.g. GRU weight attributes); nothing a user can act on
+        # torch.export warns about its own internals; nothing a user can act on
         with torch.no_grad(), warnings.catch_warnings(record=True):
             return torch.export.export(core, (example,), dynamic_shapes={"image": {0: batch, 3: time_factor * blocks}})
     except Exception as exc:  # torch.export raises many kinds; the user needs the reason, not the trace
-        if any(isinstance(m, nn.RNNBase) for m in core.modules()):
-            raise ZooError(
-                f"{name} cannot be exported with --format aoti: torch.export specialises the sequence length of "
-                "its GRU layers, so the number of frames cannot stay dynamic; export it as TorchScript (the "
-                "default format) instead",
-                exit_code=1,
-            ) from None
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ZooError(f"torch.export failed for {name}: {reason}", exit_code=1) from None
+        raise ZooError(f"torch.export failed for {name}: {first_line(exc)}", exit_code=1) from None
 
 
 def export_aoti(
@@ -96,12 +100,13 @@ def export_aoti(
     check_frames: Optional[Sequence[int]] = None,
 ) -> ExportResult:
     """Export, compile and package the core of ``model`` for the CPU; refuse to write when it disagrees with eager."""
+    check_exportable(model)
     segment, overlap = chunk_geometry(model, segment, overlap)
     model = copy.deepcopy(model).cpu().eval()
     core = SpectrogramCore(model).eval()
     generator = torch.Generator().manual_seed(0)
     frames = list(check_frames or default_check_frames(model))
-    with atomic_output(path) as temporary:
+    with atomic_path(path) as temporary:
         # batch 2 and two frame blocks: export specialises sizes 0 and 1, which would pin those dimensions
         example = mixture_image(model, 2 * model.time_factor, 2, generator)
         program = _export_program(core, example, model.time_factor, entry.name)
@@ -110,11 +115,10 @@ def export_aoti(
             model,
             entry,
             "aoti",
-            stems=[*model.targets, "accompaniment"],
             input={"shape": ["batch", channels, bins, "frames"], "dtype": "float32", "frames_multiple_of": model.time_factor},
             output={
-                "shape": ["batch", channels, bins, "frames"],
-                "meaning": "the target's image in the same framing; accompaniment = mixture minus target, in the host",
+                "shape": ["batch", len(model.stems), channels, bins, "frames"],
+                "meaning": "one image per model stem in the same framing; accompaniment = mixture minus vocals, in the host",
             },
             host={
                 "padding": "as SeparationModel.padding: zero-pad so frames are a multiple of time_factor",

@@ -1,10 +1,10 @@
 """`SeparatorArtifact`: the module that the TorchScript export scripts, waveform in and stems out.
 
-``forward(mixture [batch, 2, samples]) -> [batch, 2 stems, 2, samples]`` with stems (vocals, accompaniment).
-The model estimates vocals; accompaniment is computed inside as mixture minus vocals, so the two stems always
-sum to the input. ``separate_chunked`` runs long inputs segment by segment and blends them with the one
-definition in `zoo_core.chunking`, so Python and a C++ host that calls it get the same numbers. Every tensor
-made inside follows the input's device and dtype; nothing pins the file to CPU or CUDA.
+``forward(mixture [batch, 2, samples]) -> [batch, stems, 2, samples]`` with the stems named by ``stems()``:
+every stem the model estimates, plus accompaniment (mixture minus vocals, computed inside) for a model that
+estimates vocals alone (`zoo_core.stems`). ``separate_chunked`` runs long inputs segment by segment and blends
+them with the one definition in `zoo_core.chunking`, so Python and a C++ host that calls it get the same numbers.
+Every tensor made inside follows the input's device and dtype; nothing pins the file to CPU or CUDA.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from torch import Tensor, nn
 
 from ..chunking import overlap_weights, segment_starts
 from ..model import SeparationModel
-
-ACCOMPANIMENT = "accompaniment"
+from ..stems import has_complement, output_stems
 
 
 class SeparatorArtifact(nn.Module):
@@ -26,7 +25,9 @@ class SeparatorArtifact(nn.Module):
         self.model = model
         self.sample_rate_hz: int = model.sample_rate
         self.audio_channel_count: int = 2
-        self.stem_names: List[str] = list(model.targets) + [ACCOMPANIMENT]
+        self.stem_names: List[str] = output_stems(model.stems)
+        self.model_stem_count: int = len(model.stems)
+        self.complement: bool = has_complement(model.stems)
         self.segment_samples: int = segment
         self.overlap_samples: int = overlap
 
@@ -34,13 +35,15 @@ class SeparatorArtifact(nn.Module):
         if mixture.dim() != 3 or mixture.shape[1] != self.audio_channel_count:
             raise ValueError("expected a stereo mixture shaped [batch, 2, samples]")
 
-    def _with_accompaniment(self, mixture: Tensor, vocals: Tensor) -> Tensor:
-        """[B, 1, 2, N] vocals → [B, 2, 2, N] (vocals, mixture − vocals)."""
-        return torch.cat((vocals, mixture.unsqueeze(1) - vocals), 1)
+    def _with_complement(self, mixture: Tensor, estimates: Tensor) -> Tensor:
+        """[B, 1, 2, N] vocals → [B, 2, 2, N] (vocals, mixture − vocals); other models' estimates as they are."""
+        if self.complement:
+            return torch.cat((estimates, mixture.unsqueeze(1) - estimates), 1)
+        return estimates
 
     def forward(self, mixture: Tensor) -> Tensor:
         self._check(mixture)
-        return self._with_accompaniment(mixture, self.model(mixture))
+        return self._with_complement(mixture, self.model(mixture))
 
     @torch.jit.export
     def separate_chunked(self, mixture: Tensor, segment: int, overlap: int, batch_size: int) -> Tensor:
@@ -55,7 +58,8 @@ class SeparatorArtifact(nn.Module):
         batch = mixture.shape[0]
         total = mixture.shape[-1]
         starts = segment_starts(total, segment, overlap)
-        vocals = torch.zeros_like(mixture).unsqueeze(1)
+        shape = [batch, self.model_stem_count, mixture.shape[1], total]
+        estimates = torch.zeros(shape, dtype=mixture.dtype, device=mixture.device)
         weight_sum = torch.zeros(total, dtype=mixture.dtype, device=mixture.device)
         first = 0
         while first < len(starts):
@@ -65,14 +69,14 @@ class SeparatorArtifact(nn.Module):
             while last < len(starts) and len(pieces) < batch_size and min(segment, total - starts[last]) == length:
                 pieces.append(mixture[:, :, starts[last] : starts[last] + length])
                 last += 1
-            estimates = self.model(torch.cat(pieces, 0))
+            outputs = self.model(torch.cat(pieces, 0))
             weights = overlap_weights(length, overlap).to(device=mixture.device, dtype=mixture.dtype)
             for k in range(last - first):
                 start = starts[first + k]
-                vocals[..., start : start + length] += estimates[k * batch : (k + 1) * batch] * weights
+                estimates[..., start : start + length] += outputs[k * batch : (k + 1) * batch] * weights
                 weight_sum[start : start + length] += weights
             first = last
-        return self._with_accompaniment(mixture, vocals / weight_sum)
+        return self._with_complement(mixture, estimates / weight_sum)
 
     @torch.jit.export
     def sample_rate(self) -> int:

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ZooError
-from .files import torchscript_deprecation_silenced
+from ..errors import ZooError, first_line
+from .deprecation import torchscript_deprecation_silenced
 from .metadata import METADATA_FILE, check_torch_version, parse_metadata
 
 SELF_CHECK_SAMPLES = 1000  # shorter than one STFT window of every registered model
@@ -65,7 +65,7 @@ def load_torchscript(path: Path, device: str = "cpu") -> tuple[torch.jit.ScriptM
         with torchscript_deprecation_silenced():
             module = torch.jit.load(str(path), map_location=frozen_for or device)
     except Exception as exc:  # torch reports a damaged archive with RuntimeError, ValueError, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ZooError(f"{path}: cannot load the TorchScript module (corrupted artifact?): {first}") from None
     return module.eval(), metadata
 
@@ -74,7 +74,7 @@ def load_aoti(path: Path) -> tuple[Any, dict[str, Any]]:
     try:
         loader = torch._inductor.aoti_load_package(str(path))
     except Exception as exc:  # a damaged package fails inside the C++ loader
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ZooError(f"{path}: cannot load the AOTInductor package (corrupted or built for another machine?): {first}") from None
     metadata = parse_metadata(loader.get_metadata().get(METADATA_FILE, ""), str(path))
     check_torch_version(metadata, str(path))
@@ -106,12 +106,12 @@ def self_check_aoti(loader: Any, metadata: dict[str, Any]) -> str:
     image = torch.randn(1, channels, bins, frames, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         out = loader(image)
-    expected = [1, channels, bins, frames]
+    expected = [1, len(metadata["model_stems"]), channels, bins, frames]
     if list(out.shape) != expected:
         return _shape_error(expected, out)
     if not torch.isfinite(out).all():
         return "FAILED: non-finite output"
-    return f"ok ({'x'.join(map(str, expected))} image -> same shape)"
+    return f"ok (1x{channels}x{bins}x{frames} image -> {'x'.join(map(str, expected))})"
 
 
 def inspect_artifact(path: Path) -> Inspection:

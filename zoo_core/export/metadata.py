@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from typing import Any, Mapping, Optional
@@ -12,6 +11,7 @@ import torch
 from ..errors import ZooError
 from ..model import SeparationModel
 from ..registry import ModelEntry
+from ..stems import output_stems
 
 METADATA_FILE = "zoo.json"
 SCHEMA = 1
@@ -31,10 +31,6 @@ def chunk_geometry(model: SeparationModel, segment: Optional[int], overlap: Opti
     return segment, overlap
 
 
-def entry_as_json(entry: ModelEntry) -> dict[str, Any]:
-    return json.loads(json.dumps(dataclasses.asdict(entry), default=dict))
-
-
 def weights_metadata(model: SeparationModel) -> Optional[dict[str, Any]]:
     info = getattr(model, "weights_info", None)
     if info is None:
@@ -50,7 +46,7 @@ def build_metadata(model: SeparationModel, entry: ModelEntry, fmt: str, **extra:
         "schema": SCHEMA,
         "format": fmt,
         "model": entry.name,
-        "entry": entry_as_json(entry),
+        "entry": entry.as_json(),
         "weights": weights_metadata(model),
         "sample_rate": model.sample_rate,
         "audio_channels": 2,
@@ -59,8 +55,11 @@ def build_metadata(model: SeparationModel, entry: ModelEntry, fmt: str, **extra:
             "hop_length": settings.hop_length,
             "center": settings.center,
             "frames": settings.frames,
+            "bins": settings.kept_bins,
             "window": "hann (periodic)",
         },
+        "model_stems": list(model.stems),
+        "stems": output_stems(model.stems),
         "representation": entry.representation,
         "estimation": entry.estimation,
         "time_factor": model.time_factor,

@@ -20,7 +20,8 @@ from ..inference import optimize
 from ..model import SeparationModel
 from ..registry import ModelEntry
 from .artifact import SeparatorArtifact
-from .files import atomic_output, torchscript_deprecation_silenced
+from ..files import atomic_path
+from .deprecation import torchscript_deprecation_silenced
 from .metadata import METADATA_FILE, build_metadata, chunk_geometry
 
 TOLERANCE = 1e-5  # relative to the largest eager output value
@@ -129,7 +130,7 @@ def export_torchscript(
         path = frozen_path(path, target)
     lengths = list(check_lengths or default_check_lengths(model))
 
-    with atomic_output(path) as temporary:
+    with atomic_path(path) as temporary:
         # the file holds the exact inference rewrite of the model (zoo_core.inference.optimize: BatchNorm folded,
         # fused ReLU, channels-last); every check compares it with the unmodified eager model
         artifact = SeparatorArtifact(copy.deepcopy(model).cpu().eval(), segment, overlap).eval()
@@ -149,11 +150,10 @@ def export_torchscript(
                 model,
                 entry,
                 "torchscript",
-                stems=list(artifact.stem_names),
                 input={"shape": ["batch", 2, "samples"], "dtype": "float32", "sample_rate": model.sample_rate},
                 output={
                     "shape": ["batch", "stems", 2, "samples"],
-                    "accompaniment": "mixture minus the vocals estimate, computed inside the module",
+                    "accompaniment": "for a vocal model: mixture minus the vocals estimate, computed inside the module",
                 },
                 chunked={
                     "method": "separate_chunked(mixture, segment, overlap, batch_size)",

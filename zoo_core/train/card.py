@@ -14,38 +14,20 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping
 
-import torch
-from safetensors.torch import save_file
-from torch import Tensor
-
 from .. import __version__
-from ..errors import ZooError
+from ..files import write_text_atomically
 from ..model import StftSettings
 from ..registry import ModelEntry
 from ..weights.hashing import file_digests
-from .config import write_text_atomically
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.toml"
 FORMAT = "safetensors"  # the variant's `format` in the card
 LAYOUT = "svs-zoo"  # tensors already in svs-zoo's names and layout: no conversion needed
-
-
-def write_weights(path: Path, state: Mapping[str, Tensor], metadata: Mapping[str, str]) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    owned = {key: value.detach().to("cpu").clone(memory_format=torch.contiguous_format) for key, value in state.items()}
-    try:
-        save_file(owned, str(temporary), metadata=dict(metadata))
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise ZooError(f"cannot write {path}: {exc.strerror or exc}", exit_code=1) from None
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _toml(value: Any) -> str:
@@ -61,7 +43,7 @@ def _toml(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml(item) for item in value) + "]"
     if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{_key(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{_key(k)} = {_toml(v)}" for k, v in value.items() if v is not None) + " }"
     raise TypeError(f"no TOML form for {type(value).__name__}")
 
 
@@ -93,7 +75,7 @@ def write_card(
     model = {
         "block": base.block,
         "description": f"{base.name} trained with `zoo train` (run {variant})",
-        "target": base.target,
+        "stems": list(base.stems),
         "parameters": parameters,
         "notes": f"Architecture of {base.name}; weights from svs-zoo training (see the training table of its card).",
         "default_variant": variant,
@@ -120,7 +102,6 @@ def write_card(
             f"# Model card of a `zoo train` run (svs-zoo {__version__}, {written}); a registry file:",
             f"#   ZOO_REGISTRY={run.resolve() / CARD_FILE} zoo info {name}",
             f"#   zoo import {weights.resolve()} --model {name} --variant {variant}",
-            "schema = 1",
             "",
             _table(f"models.{_key(name)}", model),
             _table(f"models.{_key(name)}.variants.{_key(variant)}", weights_variant),

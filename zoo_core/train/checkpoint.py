@@ -8,7 +8,6 @@ into place: a kill at any moment leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import ZooError
+from ..files import atomic_path
 
 FORMAT = "svs-zoo-train-1"
 LAST = "last.pt"
@@ -50,16 +50,9 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` atomically (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    """Write ``payload`` atomically (`zoo_core.files.atomic_path`)."""
+    with atomic_path(path) as temporary:
         torch.save({"format": FORMAT, **payload}, temporary)
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise ZooError(f"cannot write checkpoint {path}: {exc.strerror or exc}", exit_code=1) from None
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def load(path: Path) -> dict[str, Any]:

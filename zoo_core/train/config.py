@@ -4,13 +4,13 @@ nothing else."""
 from __future__ import annotations
 
 import json
-import os
 import string
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from ..errors import ConfigError, ZooError
+from ..files import write_text_atomically
 
 OPTIMIZERS = ("adam", "rmsprop")
 LOSSES = ("spec-mse", "wave-l1")
@@ -119,13 +119,3 @@ def default_run_name(output: Path) -> str:
     allowed = string.ascii_lowercase + string.digits + "-_."
     cleaned = "".join(c if c in allowed else "-" for c in output.resolve().name.lower()).strip("-_.")
     return cleaned or "run"
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise ZooError(f"cannot write {path}: {exc.strerror or exc}", exit_code=1) from None

@@ -1,13 +1,8 @@
-"""Training data: finding tracks, reading windows of their stems, and the paper's random cross-track mixes.
+"""Training data: the paper's random cross-track mixes over MUSDB18-style tracks (`zoo_core.musdb`).
 
-Layouts under ``--musdb ROOT`` (``ROOT/train`` when it exists, else ``ROOT`` itself):
-
-- MUSDB18: ``<track>.stem.mp4`` (streams mixture, drums, bass, other, vocals);
-- MUSDB18-HQ, or any folder of tracks: ``<track>/{drums,bass,other,vocals}.<ext>`` (WAV, FLAC, MP3, ...).
-
-Mixtures are always the sum of the four stems (musdb's "linear mixture"), in training and in validation, so
-that the target is exactly part of the input. WAV and FLAC stems are read window by window; compressed ones
-are decoded once into ``$ZOO_HOME/decoded`` and memory-mapped, so a whole dataset never sits in memory.
+``--musdb ROOT`` holds tracks in ``ROOT/train`` when that folder exists, else in ``ROOT`` itself, in any layout
+`zoo_core.musdb` reads. Mixtures are always the sum of the four sources (musdb's "linear mixture"), in training
+and in validation, so that the targets are exactly parts of the input.
 
 A track that cannot be used (a missing or unreadable stem, another sample rate, too short for one training
 chunk) is skipped with a reason; `TrackSet.skipped` carries them to the run's summary.
@@ -15,20 +10,18 @@ chunk) is skipped with a reason; `TrackSet.skipped` carries them to the run's su
 
 from __future__ import annotations
 
-import hashlib
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..audio import AUDIO_EXTENSIONS, MUSDB_STEMS, open_audio
 from ..errors import ZooError
+from ..musdb import LAYOUTS, MusdbTrack, combine, find_tracks as find_musdb_tracks
+from ..stems import MUSDB_MEANING, MUSDB_SOURCES
 
-SOURCES = ("drums", "bass", "other", "vocals")
 # musdb's standard validation split (its mus.yaml): 14 of the 100 training tracks
 MUSDB_VALIDATION = (
     "Actions - One Minute Smile",
@@ -46,103 +39,8 @@ MUSDB_VALIDATION = (
     "Meaxic - Take A Step",
     "Traffic Experiment - Sirens",
 )
-SEEKABLE = (".wav", ".flac")  # soundfile reads a window of these without decoding the rest
 GAIN_RANGE = (0.25, 1.25)  # gain augmentation: a uniform factor per stem (the range open-unmix uses)
-STEM_FILE = ".stem.mp4"
-LAYOUTS = (
-    "ROOT/train/<track>.stem.mp4 (MUSDB18), ROOT/train/<track>/{drums,bass,other,vocals}.wav (MUSDB18-HQ) "
-    "or ROOT/<track>/{drums,bass,other,vocals}.<ext>"
-)
-
-
-def decoded_dir() -> Path:
-    from ..weights.cache import zoo_home
-
-    return zoo_home() / "decoded"
-
-
-@dataclass
-class StemFile:
-    """One stem of one track: a file (and stream, for a .stem.mp4) with its length and rate."""
-
-    path: Path
-    stream: int
-    frames: int
-    channels: int
-    sample_rate: int
-    _decoded: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
-
-    @classmethod
-    def open(cls, path: Path, stream: int = 0) -> "StemFile":
-        reader = open_audio(path, stream)
-        return cls(path, stream, reader.frames, reader.channels, reader.sample_rate)
-
-    def read(self, start: int, count: int) -> np.ndarray:
-        """``[2, count]`` float32 from sample ``start`` (mono is duplicated; past the end reads zeros)."""
-        if self.path.suffix.lower() in SEEKABLE:
-            import soundfile
-
-            audio = soundfile.read(str(self.path), frames=count, start=start, dtype="float32", always_2d=True)[0].T
-        else:
-            audio = np.asarray(self._memory_map()[:, start : start + count])
-        if audio.shape[1] < count:
-            audio = np.pad(audio, [(0, 0), (0, count - audio.shape[1])])
-        return np.ascontiguousarray(np.broadcast_to(audio, (2, count)) if audio.shape[0] == 1 else audio)
-
-    def prepare(self) -> None:
-        """Decode a compressed stem into the cache now rather than in a DataLoader worker."""
-        if self.path.suffix.lower() not in SEEKABLE:
-            decode_once(self.path, self.stream)
-
-    def _memory_map(self) -> np.ndarray:
-        if self._decoded is None:
-            self._decoded = np.load(decode_once(self.path, self.stream), mmap_mode="r")
-        return self._decoded
-
-    def __getstate__(self) -> dict:  # worker processes map the file themselves; never pickle the samples
-        return {**self.__dict__, "_decoded": None}
-
-
-def decode_once(path: Path, stream: int) -> Path:
-    """The decoded ``[channels, samples]`` float32 .npy of a compressed stem, decoding it on first use."""
-    stat = path.stat()
-    key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{stream}".encode()).hexdigest()[:20]
-    target = decoded_dir() / f"{key}.npy"
-    if target.is_file():
-        return target
-    audio = open_audio(path, stream).read()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            np.save(handle, audio)
-        os.replace(temporary, target)
-    except OSError as exc:
-        raise ZooError(f"cannot write the decoded audio cache {target}: {exc.strerror or exc}", exit_code=1) from None
-    finally:
-        temporary.unlink(missing_ok=True)
-    return target
-
-
-@dataclass
-class Track:
-    name: str
-    stems: dict[str, StemFile]
-
-    @property
-    def frames(self) -> int:
-        return min(stem.frames for stem in self.stems.values())
-
-    def read(self, stem: str, start: int, count: int) -> np.ndarray:
-        return self.stems[stem].read(start, count)
-
-    def mixture_and_target(self, target: str, seconds: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
-        """The whole track (or its middle ``seconds``) as (sum of the stems, target), ``[2, N]`` float32 each."""
-        rate = self.stems[target].sample_rate
-        count = self.frames if seconds is None else min(self.frames, max(1, round(seconds * rate)))
-        start = (self.frames - count) // 2
-        stems = {name: self.read(name, start, count) for name in SOURCES}
-        return sum(stems.values()), stems[target]
+Track = MusdbTrack
 
 
 @dataclass
@@ -160,53 +58,23 @@ class TrackSet:
                 stem.prepare()
 
 
-def _stem_tracks(path: Path) -> Track:
-    """A MUSDB18 .stem.mp4: stream i holds MUSDB_STEMS[i]."""
-    return Track(path.name[: -len(STEM_FILE)], {name: StemFile.open(path, MUSDB_STEMS.index(name)) for name in SOURCES})
-
-
-def _folder_track(folder: Path) -> Track:
-    stems = {}
-    for name in SOURCES:
-        candidates = sorted(p for p in folder.iterdir() if p.stem == name and p.suffix.lower() in AUDIO_EXTENSIONS)
-        if not candidates:
-            raise ZooError(f"missing stem {name!r} (expected {name}.wav or another audio file named {name})")
-        stems[name] = StemFile.open(candidates[0])
-    return Track(folder.name, stems)
-
-
-def _check_usable(track: Track, sample_rate: int) -> None:
-    rates = {stem.sample_rate for stem in track.stems.values()}
-    if rates != {sample_rate}:
-        raise ZooError(f"sample rate {', '.join(map(str, sorted(rates)))} Hz; the model needs {sample_rate} Hz")
-    if track.frames == 0:
-        raise ZooError("no audio samples")
-
-
 def find_tracks(root: Path, sample_rate: int) -> tuple[list[Track], list[str], str]:
     """Every usable track under ``root`` (see the module docstring), the skipped ones, and the layout found."""
     if not root.is_dir():
-        raise ZooError(f"{root}: not a folder; expected {LAYOUTS}")
+        raise ZooError(f"{root}: not a folder; expected ROOT/train/ or ROOT/ holding {LAYOUTS}")
     folder = root / "train" if (root / "train").is_dir() else root
-    tracks: list[Track] = []
-    skipped: list[str] = []
-    kinds = set()
-    for entry in sorted(folder.iterdir()):
-        is_stem_file = entry.is_file() and entry.name.lower().endswith(STEM_FILE)
-        if not (is_stem_file or entry.is_dir()):
-            continue
-        try:
-            track = _stem_tracks(entry) if is_stem_file else _folder_track(entry)
-            _check_usable(track, sample_rate)
-        except ZooError as exc:
-            skipped.append(f"{entry.name}: {str(exc).removeprefix(f'{entry}: ')}")
-            continue
-        kinds.add("MUSDB18 .stem.mp4" if is_stem_file else "per-stem folders")
-        tracks.append(track)
-    if not tracks:
+    tracks, skipped = find_musdb_tracks(folder)
+    usable = []
+    for track in tracks:
+        if track.sample_rate != sample_rate:
+            skipped.append(f"{track.name}: sample rate {track.sample_rate} Hz; the model needs {sample_rate} Hz")
+        else:
+            usable.append(track)
+    if not usable:
         why = f" ({len(skipped)} skipped: {skipped[0]}{', ...' if len(skipped) > 1 else ''})" if skipped else ""
         raise ZooError(f"{folder}: no usable tracks found{why}; expected {LAYOUTS}")
-    return tracks, skipped, " and ".join(sorted(kinds))
+    kinds = {"MUSDB18 .stem.mp4" if track.path is not None and track.path.is_file() else "per-stem folders" for track in usable}
+    return usable, skipped, " and ".join(sorted(kinds))
 
 
 def split_tracks(root: Path, sample_rate: int, chunk: int, valid_names: tuple[str, ...] = ()) -> TrackSet:
@@ -239,13 +107,19 @@ def split_tracks(root: Path, sample_rate: int, chunk: int, valid_names: tuple[st
 
 
 class RandomMixes(Dataset):
-    """The paper's augmentation: sample ``index`` takes each stem from an independently drawn track at an
-    independent random offset and sums them into the mixture; optionally each stem gets a random gain and a
-    random left/right swap. A sample depends only on (seed, index), never on worker or process."""
+    """The paper's augmentation: sample ``index`` takes each source from an independently drawn track at an
+    independent random offset and sums them into the mixture; optionally each source gets a random gain and a
+    random left/right swap. A sample depends only on (seed, index), never on worker or process. Returns the
+    mixture ``[2, N]`` and the model's stems ``[stems, 2, N]``."""
 
-    def __init__(self, tracks: list[Track], target: str, chunk: int, seed: int, gain: bool = False, swap: bool = False):
+    def __init__(
+        self, tracks: list[Track], stems: Sequence[str], chunk: int, seed: int, gain: bool = False, swap: bool = False
+    ):
+        for name in stems:
+            if name not in MUSDB_MEANING:
+                raise ZooError(f"cannot train stem {name!r}: it has no MUSDB18 definition (known: {', '.join(MUSDB_MEANING)})")
         self.tracks = tracks
-        self.target = target
+        self.target_stems = list(stems)
         self.chunk = chunk
         self.seed = seed
         self.gain = gain
@@ -254,7 +128,7 @@ class RandomMixes(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index])
         stems = {}
-        for name in SOURCES:
+        for name in MUSDB_SOURCES:
             track = self.tracks[rng.integers(len(self.tracks))]
             audio = track.read(name, int(rng.integers(track.frames - self.chunk + 1)), self.chunk)
             if self.gain:
@@ -263,7 +137,8 @@ class RandomMixes(Dataset):
                 audio = audio[::-1]
             stems[name] = np.ascontiguousarray(audio, dtype=np.float32)
         mixture = sum(stems.values())
-        return torch.from_numpy(mixture), torch.from_numpy(stems[self.target])
+        targets = np.stack([combine(stems, name) for name in self.target_stems])
+        return torch.from_numpy(mixture), torch.from_numpy(targets)
 
 
 class StepSampler(Sampler[int]):

@@ -27,12 +27,12 @@ from torch.utils.data import DataLoader
 
 from ..errors import ConfigError, ZooError
 from ..model import SeparationModel
-from ..registry import count_parameters, create_model, get_entry, split_name
+from ..registry import architecture_for, count_parameters, create_model, get_entry, split_name
 from . import checkpoint, distributed
-from .card import WEIGHTS_FILE, write_card, write_weights
+from ..weights.store import write_safetensors
+from .card import WEIGHTS_FILE, write_card
 from .config import TrainConfig
 from .data import RandomMixes, StepSampler, TrackSet, split_tracks
-from .initialisation import initialise
 from .validation import AGGREGATION, median_sdr, track_sdr
 
 LOG_FILE = "log.jsonl"
@@ -81,7 +81,9 @@ def build_model(config: TrainConfig, log: Log) -> SeparationModel:
         log(f"initialised from {config.init} ({model.weights_info['sha256'][:12]})")
         return model.train()
     model = create_model(entry)
-    initialise(model.unet, model.unet.config.output_activation)
+    architecture = architecture_for(entry)
+    if architecture.initialise is not None:  # e.g. the paper's authors' scheme; else PyTorch's defaults
+        architecture.initialise(model.unet)
     return model.train()
 
 
@@ -99,18 +101,24 @@ def autocast_for(config: TrainConfig, device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16 if config.precision == "bf16" else torch.float16)
 
 
-def compute_loss(model: SeparationModel, unet, mixture: Tensor, target: Tensor, loss: str, autocast) -> Tensor:
+def compute_loss(model: SeparationModel, unet, mixture: Tensor, targets: Tensor, loss: str, autocast) -> Tensor:
+    """Loss of one batch: ``mixture`` ``[B, 2, N]``, ``targets`` ``[B, stems, 2, N]`` in the model's stem order.
+
+    ``unet`` is the network to run (the model's own, or its DDP wrapper); the spectrogram API of the model does
+    everything around it, so training sees exactly what separation sees.
+    """
     mixture_spec = model.stft(mixture)
     image = model.framing(mixture_spec)
     with autocast:
         estimate = unet(image)
     estimate = estimate.float()
     if model.masking:
-        estimate = estimate * image
+        estimate = estimate * image.unsqueeze(1)
     if loss == "spec-mse":
-        return F.mse_loss(estimate, model.framing(model.stft(target)))
-    waveform = model.istft(model.framing.inverse(estimate, mixture_spec), mixture.shape[-1])
-    return F.l1_loss(waveform, target)
+        batch, stems = targets.shape[:2]
+        target_images = model.to_image(targets.reshape(batch * stems, *targets.shape[2:]))
+        return F.mse_loss(estimate, target_images.reshape(estimate.shape))
+    return F.l1_loss(model.from_image(estimate, mixture.shape[-1], mixture_spec), targets)
 
 
 class Trainer:
@@ -174,8 +182,7 @@ class Trainer:
         distributed.sync_buffers(self.model.unet, self.context)
         self.model.eval()
         mine = self.data.valid[self.context.rank :: self.context.world_size]
-        target = self.model.targets[0]
-        scores = {track.name: track_sdr(self.model, track, target, self.config.valid_seconds) for track in mine}
+        scores = {track.name: track_sdr(self.model, track, self.config.valid_seconds) for track in mine}
         self.model.train()
         per_track = {name: value for part in distributed.gather(scores, self.context) for name, value in part.items()}
         value = median_sdr(per_track)
@@ -206,7 +213,7 @@ class Trainer:
 
     def _loader(self) -> DataLoader:
         dataset = RandomMixes(
-            self.data.train, self.model.targets[0], self.chunk, self.config.seed,
+            self.data.train, self.model.stems, self.chunk, self.config.seed,
             gain=self.config.gain_augment, swap=self.config.swap_augment,
         )
         sampler = StepSampler(self.state.step, self.config.batch_size, self.context.rank, self.context.world_size)
@@ -280,8 +287,7 @@ class Trainer:
         else:  # no validation gave a defined SDR: the final weights
             best = {"unet": self.model.unet.state_dict(), "step": self.state.step, "sdr": math.nan}
         settings = self.model.settings
-        stft_json = json.dumps({k: getattr(settings, k) for k in ("n_fft", "hop_length", "frames", "center", "sample_rate")},
-                               sort_keys=True)
+        stft_json = json.dumps(settings.as_dict(), sort_keys=True)
         config = self.config
         sdr = float(best["sdr"])
         metadata = {
@@ -294,7 +300,7 @@ class Trainer:
             "init": config.init or "",
             "torch_version": torch.__version__,
         }
-        write_weights(self.run / WEIGHTS_FILE, best["unet"], metadata)
+        write_safetensors(self.run / WEIGHTS_FILE, best["unet"], metadata)
         data = self.data
         origin = (
             f"zoo train: {self.entry.name} "

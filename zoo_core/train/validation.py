@@ -17,21 +17,31 @@ import torch
 
 from ..metrics import sdr
 from ..separate import separate
-from .data import Track
+from ..musdb import MusdbTrack as Track, combine
 
-AGGREGATION = "median over tracks of the median over 1-s frames (museval v4 SDR, sum-of-stems mixture)"
+AGGREGATION = (
+    "median over tracks of the median over 1-s frames (museval v4 SDR, sum-of-stems mixture; "
+    "the mean over stems for a multi-stem model)"
+)
 
 
-def track_sdr(model, track: Track, target: str, seconds: Optional[float]) -> float:
-    """Median framewise SDR (dB) of ``model``'s estimate of ``target`` for one track; NaN if undefined."""
-    mixture, reference = track.mixture_and_target(target, seconds)
-    estimate = separate(model, torch.from_numpy(mixture), model.sample_rate)["vocals"].numpy()
-    try:
-        frames = sdr(reference.T[None], estimate.T[None])[0]
-    except ValueError:  # a silent reference or estimate over the whole track
-        return math.nan
-    frames = frames[np.isfinite(frames)]
-    return float(np.median(frames)) if frames.size else math.nan
+def track_sdr(model, track: Track, seconds: Optional[float]) -> float:
+    """Median framewise SDR (dB) of ``model``'s estimates for one track, averaged over the model's stems (NaN
+    stems, a silent reference or estimate, left out); NaN if undefined for every stem."""
+    _, sources = track.load(seconds)
+    mixture = sum(sources.values())  # training's mixture: the targets are exactly parts of it
+    references = {stem: combine(sources, stem) for stem in model.stems}
+    estimates = separate(model, torch.from_numpy(mixture), model.sample_rate)
+    medians = []
+    for stem in model.stems:
+        try:
+            frames = sdr(references[stem].T[None], estimates[stem].numpy().T[None])[0]
+        except ValueError:  # a silent reference or estimate over the whole track
+            continue
+        frames = frames[np.isfinite(frames)]
+        if frames.size:
+            medians.append(float(np.median(frames)))
+    return float(np.mean(medians)) if medians else math.nan
 
 
 def median_sdr(per_track: dict[str, float]) -> float:

@@ -60,6 +60,14 @@ def is_cached(entry: ModelEntry, variant: Optional[str] = None) -> bool:
     return path.is_file() and hash_record_path(path).is_file()
 
 
+def cached_variants(entry: ModelEntry) -> list[str]:
+    """Every variant of ``entry`` in the cache (released, imported or trained), sorted."""
+    folder = zoo_home() / "weights" / entry.name
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.safetensors") if hash_record_path(p).is_file())
+
+
 @contextmanager
 def variant_lock(path: Path) -> Iterator[None]:
     """Exclusive lock for one cached variant, so concurrent pulls never write the same file at once."""

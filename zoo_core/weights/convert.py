@@ -15,7 +15,10 @@ The two generations of the authors' code, and our own files:
   as the paper's code, plus those of its TDF U-Net (the TDF is the block; a decoder is ``Sequential(TDF,
   1x1 conv)``).
 * ``svs-zoo``: a safetensors file already in our names (what ``zoo train`` writes); STFT settings, if any,
-  come from its ``stft`` metadata (JSON).
+  come from its ``stft`` metadata (JSON). Also the ``state_dict()`` of svs-zoo's own Python model (every key
+  under ``unet.``), which records no STFT settings.
+* An architecture's own original layouts (e.g. TFC-TDF-UNet v3's reference code): its plugin's ``convert``
+  recognises and renames them (`zoo_core.architectures.Architecture.convert`).
 
 PyTorch files are read with ``torch.load(weights_only=True)``: a file that needs arbitrary unpickling is
 refused, never executed.
@@ -28,13 +31,13 @@ import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
-from ..errors import ZooError
+from ..errors import ZooError, first_line
 
 # our CaC channel i comes from Lightning channel _CAC_FROM_LIGHTNING[i]
 _CAC_FROM_LIGHTNING = [0, 2, 1, 3]
@@ -59,12 +62,18 @@ _UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 class Converted:
     tensors: dict[str, Tensor]  # in svs-zoo's ``model.unet`` names
     format: str  # "state_dict", "dataparallel", "lightning" or "safetensors"
-    layout: str  # "ismir2020", "lightning" or "svs-zoo"
+    layout: str  # "ismir2020", "lightning", "svs-zoo", or an architecture's own
     stft: Mapping[str, Any] = field(default_factory=dict)  # STFT settings the checkpoint records, if any
 
 
-def read_checkpoint(path: Path) -> Converted:
-    """Load an original checkpoint safely and convert it (see the module docstring)."""
+# an architecture's converter: the file's state_dict (unwrapped) -> (our tensors, layout), or None (see
+# zoo_core.architectures.Architecture.convert)
+ArchitectureConvert = Callable[[Mapping[str, Tensor]], Optional[tuple[dict[str, Tensor], str]]]
+
+
+def read_checkpoint(path: Path, architecture_convert: Optional[ArchitectureConvert] = None) -> Converted:
+    """Load an original checkpoint safely and convert it (see the module docstring); ``architecture_convert`` is
+    the model's architecture's own converter, tried first."""
     if _is_safetensors(path):
         return _from_safetensors(path)
     try:
@@ -82,15 +91,23 @@ def read_checkpoint(path: Path) -> Converted:
     except IsADirectoryError:
         raise ZooError(f"{path} is a folder, not a checkpoint file") from None
     except Exception as exc:  # torch raises many kinds for a damaged or foreign file
-        raise ZooError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
-    return convert(obj, str(path))
+        raise ZooError(f"{path} is not a readable PyTorch checkpoint ({first_line(exc, with_type=True)})") from None
+    return convert(obj, str(path), architecture_convert)
 
 
-def convert(obj: Any, source: str) -> Converted:
+def convert(obj: Any, source: str, architecture_convert: Optional[ArchitectureConvert] = None) -> Converted:
     """Recognise the checkpoint's layout from its contents and convert it; ``source`` names it in errors."""
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+    wrapped = isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping)
+    if architecture_convert is not None:
+        own = architecture_convert(_state_dict(obj["state_dict"] if wrapped else obj, source))
+        if own is not None:
+            tensors, layout = own
+            return Converted(tensors, "lightning" if wrapped else "state_dict", layout)
+    if wrapped:
         return _from_lightning(obj, source)
     tensors = _state_dict(obj, source)
+    if tensors and all(key.startswith("unet.") for key in tensors):
+        return Converted(_strip(tensors, "unet."), "state_dict", "svs-zoo")
     if tensors and all(key.startswith("module.") for key in tensors):
         return Converted(_from_ismir2020(_strip(tensors, "module.")), "dataparallel", "ismir2020")
     return Converted(_from_ismir2020(tensors), "state_dict", "ismir2020")

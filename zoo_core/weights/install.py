@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -12,26 +11,29 @@ import torch
 
 from ..errors import ZooError
 from ..model import StftSettings
-from ..registry import ModelEntry, WeightVariant, get_entry, split_name
-from .cache import cached_path, check_variant_name, is_cached, variant_lock
+from ..registry import ModelEntry, WeightVariant, architecture_for, create_model, get_entry, split_name
+from .cache import cached_path, cached_variants, check_variant_name, variant_lock
 from .convert import Converted, read_checkpoint
+from .framing import weights_framing
 from .fetch import fetch_original
 from .hashing import file_digests
-from .models import build_model, check_fits, resolve_variant, stft_json
-from .store import is_intact, write_weights
+from .models import check_fits, resolve_variant, stft_json
+from .store import is_intact, write_cached
 
 IMPORTED = "imported"  # variant name of an imported file that matches no released variant
 
 
-def weights_status(entry: ModelEntry, variant: Optional[str] = None) -> str:
-    """``"cached"``, ``"downloadable"`` (a released variant not yet in the cache) or ``"none"``."""
-    name = variant or entry.default_variant
-    if name is None:
+def weights_status(entry: ModelEntry) -> str:
+    """What weights a model has here, in a few words: ``"2 of 3 cached"``, ``"3 downloadable"``, ``"cached"``,
+    ``"downloadable"`` or ``"none"``. Counts every variant: released ones and any imported or trained."""
+    released = [name for name, v in entry.variants.items() if v.url or v.file]
+    cached = cached_variants(entry)
+    known = sorted(set(released) | set(cached))
+    if not known:
         return "none"
-    if is_cached(entry, name):
-        return "cached"
-    released = entry.variants.get(name)
-    return "downloadable" if released is not None and (released.url or released.file) else "none"
+    if cached:
+        return "cached" if len(known) == 1 else f"{len(cached)} of {len(known)} cached"
+    return "downloadable" if len(released) == 1 else f"{len(released)} downloadable"
 
 
 def pull(name: str, variant: Optional[str] = None, progress: bool = True) -> Path:
@@ -49,18 +51,22 @@ def pull(name: str, variant: Optional[str] = None, progress: bool = True) -> Pat
         with tempfile.TemporaryDirectory(prefix=".download-", dir=path.parent) as folder:
             original = fetch_original(released, label, Path(folder), progress)
             git_sha1, sha256 = file_digests(original)
-            converted = read_checkpoint(original)
+            converted = read_checkpoint(original, architecture_for(entry).convert)
         stft = entry.stft_for(released)
         _check_fit(entry, chosen, converted, stft, exit_code=1)
-        _write(entry, chosen, converted, stft, released.url, git_sha1, sha256)
+        _write(entry, chosen, converted, stft, released.url, git_sha1, sha256, f"the released variant {chosen}")
     return path
 
 
-def import_checkpoint(path: str | Path, model: str, variant: Optional[str] = None) -> Path:
-    """Convert a local original checkpoint (plain, DataParallel or Lightning) into the cache.
+def import_checkpoint(path: str | Path, model: str, variant: Optional[str] = None, stft: Optional[str] = None) -> Path:
+    """Convert a local checkpoint (plain, DataParallel, Lightning, svs-zoo's own, or an architecture's original
+    layout) into the cache.
 
     The variant defaults to the released one whose hashes the file matches, else ``"imported"``. A released
-    variant's name is only accepted for that exact file. Returns the cached safetensors path.
+    variant's name is only accepted for that exact file. ``stft`` (a released variant's name, or
+    ``"hop_length=1024,center=true"``) says which STFT settings the weights were trained with when the file does
+    not tell (see `zoo_core.weights.framing`); the settings, and which rule chose them, are recorded in the
+    cached file's metadata (``stft``, ``stft_source``). Returns the cached safetensors path.
     """
     source = Path(path).expanduser()
     if not source.is_file():
@@ -76,15 +82,13 @@ def import_checkpoint(path: str | Path, model: str, variant: Optional[str] = Non
             f"{source} is not the released {entry.name}:{chosen} (git blob SHA-1 expected {released.git_sha1}, "
             f"got {git_sha1}); import it under another --variant name"
         )
-    converted = read_checkpoint(source)
-    if released is not None:
-        stft, url = entry.stft_for(released), released.url
-    else:
-        stft, url = _checked_stft(entry.stft, converted, source), source.resolve().as_uri()
-    _check_fit(entry, chosen, converted, stft, exit_code=2)
+    converted = read_checkpoint(source, architecture_for(entry).convert)
+    settings, how = weights_framing(entry, converted, str(source), matched.name if matched else None, stft)
+    url = released.url if released is not None else source.resolve().as_uri()
+    _check_fit(entry, chosen, converted, settings, exit_code=2)
     target = cached_path(entry, chosen)
     with variant_lock(target):
-        _write(entry, chosen, converted, stft, url, git_sha1, sha256)
+        _write(entry, chosen, converted, settings, url, git_sha1, sha256, how)
     return target
 
 
@@ -93,23 +97,21 @@ def _same_file(released: WeightVariant, git_sha1: str, sha256: str) -> bool:
     return any(expected for expected, _ in recorded) and all(not e or e == got for e, got in recorded)
 
 
-def _checked_stft(default: StftSettings, converted: Converted, source: Path) -> StftSettings:
-    try:
-        stft = replace(default, **dict(converted.stft))
-        stft.validate()
-    except (TypeError, ZooError) as exc:
-        raise ZooError(f"{source} records unusable STFT settings {dict(converted.stft)}: {exc}") from None
-    return stft
-
-
 def _check_fit(entry: ModelEntry, variant: str, converted: Converted, stft: StftSettings, exit_code: int) -> None:
     """The converted tensors must load strictly into the model they are for (else a `ZooError`)."""
-    model = build_model(entry, variant, stft)
+    model = create_model(entry, stft=stft)
     check_fits(model.unet, converted.tensors, f"{entry.name}:{variant}", exit_code)
 
 
 def _write(
-    entry: ModelEntry, variant: str, converted: Converted, stft: StftSettings, url: str, git_sha1: str, sha256: str
+    entry: ModelEntry,
+    variant: str,
+    converted: Converted,
+    stft: StftSettings,
+    url: str,
+    git_sha1: str,
+    sha256: str,
+    stft_source: str,
 ) -> None:
     from .. import __version__  # here, not on top: the package's __init__ may import this module early
 
@@ -122,8 +124,9 @@ def _write(
         "format": converted.format,
         "layout": converted.layout,
         "stft": stft_json(stft),
+        "stft_source": stft_source,
         "torch_version": torch.__version__,
         "svs_zoo_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    write_weights(cached_path(entry, variant), converted.tensors, metadata)
+    write_cached(cached_path(entry, variant), converted.tensors, metadata)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import torch
 
 from ..errors import UnknownModelError, ZooError
 from ..model import SeparationModel, StftSettings
-from .cache import cached_path, is_cached
+from ..registry import architecture_for, create_model, get_entry
+from .cache import cached_path, cached_variants, is_cached
+from .convert import read_checkpoint
+from .framing import weights_framing
+from .hashing import file_digests
 from .fetch import MIRROR_HINT, can_fetch
 from .install import pull
-from .models import build_model, check_fits, resolve_variant
+from .models import check_fits, resolve_variant
 from .store import read_weights
 
 
@@ -28,8 +33,9 @@ def load_model(name: str, variant: str | None = None, device: str | torch.device
     released = entry.variants.get(chosen)
     if released is None and not is_cached(entry, chosen):
         known = ", ".join(entry.variants) or "none"
+        cached = ", ".join(cached_variants(entry)) or "none"
         raise UnknownModelError(
-            f"model {entry.name!r} has no weights variant {chosen!r} (released: {known}); "
+            f"model {entry.name!r} has no weights variant {chosen!r} (released: {known}; cached: {cached}); "
             f"`zoo import PATH --model {entry.name} --variant {chosen}` adds one"
         )
     if released is not None and not is_cached(entry, chosen):
@@ -44,11 +50,10 @@ def load_model(name: str, variant: str | None = None, device: str | torch.device
     path = cached_path(entry, chosen)
     tensors, metadata, digest = read_weights(path, remedy)
     stft = entry.stft_for(released) if released is not None else _recorded_stft(metadata, path, remedy)
-    model = build_model(entry, chosen, stft)
+    model = create_model(entry, stft=stft)
     check_fits(model.unet, tensors, label, exit_code=1)
     model.unet.load_state_dict(tensors, strict=True)
-    model.eval()
-    model = _to_device(model, device)
+    model = _to_device(model.eval(), device)
     model.weights_info = {
         "model": entry.name,
         "variant": chosen,
@@ -57,6 +62,34 @@ def load_model(name: str, variant: str | None = None, device: str | torch.device
         "source_git_sha1": metadata.get("source_git_sha1", ""),
         "format": metadata.get("format", ""),
         "layout": metadata.get("layout", ""),
+    }
+    return model
+
+
+def load_weights_file(
+    name: str, path: str | Path, stft: Optional[str] = None, device: str | torch.device = "cpu"
+) -> SeparationModel:
+    """The model ``name`` with the weights of a checkpoint file, without putting them into the cache (``zoo
+    export --weights``). The file is read and its STFT settings found as `import_checkpoint` does."""
+    source = Path(path).expanduser()
+    if not source.is_file():
+        raise ZooError(f"{source}: no such weights file")
+    entry = get_entry(name)
+    git_sha1, sha256 = file_digests(source)
+    converted = read_checkpoint(source, architecture_for(entry).convert)
+    settings, _ = weights_framing(entry, converted, str(source), None, stft)
+    model = create_model(entry, stft=settings)
+    check_fits(model.unet, converted.tensors, f"{entry.name} ({source.name})", exit_code=2)
+    model.unet.load_state_dict(converted.tensors, strict=True)
+    model = _to_device(model.eval(), device)
+    model.weights_info = {
+        "model": entry.name,
+        "variant": f"file:{source.name}",
+        "sha256": sha256,
+        "source_url": source.resolve().as_uri(),
+        "source_git_sha1": git_sha1,
+        "format": converted.format,
+        "layout": converted.layout,
     }
     return model
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
 from typing import Mapping, Optional
 
 from torch import Tensor, nn
 
 from ..errors import ZooError
-from ..model import SeparationModel, StftSettings
-from ..registry import ModelEntry, WeightVariant, create_model, get_entry, split_name
+from ..model import StftSettings
+from ..registry import ModelEntry, get_entry, split_name
 from .cache import variant_name
 
 _LISTED = 4  # tensor names quoted in a mismatch message
@@ -26,13 +25,7 @@ def resolve_variant(name: str, variant: Optional[str]) -> tuple[ModelEntry, str]
 
 
 def stft_json(stft: StftSettings) -> str:
-    return json.dumps(asdict(stft), sort_keys=True)
-
-
-def build_model(entry: ModelEntry, variant: str, stft: StftSettings) -> SeparationModel:
-    """The model ``entry`` with ``stft`` (a registry variant's settings, or those recorded with imported weights)."""
-    custom = replace(entry, variants={**entry.variants, variant: WeightVariant(name=variant, stft=asdict(stft))})
-    return create_model(custom, variant)
+    return json.dumps(stft.as_dict(), sort_keys=True)
 
 
 def check_fits(unet: nn.Module, tensors: Mapping[str, Tensor], label: str, exit_code: int = 2) -> None:

@@ -1,14 +1,12 @@
-"""The cache's file format: safetensors with string metadata, plus a ``.sha256`` record checked on every read.
+"""Weights files: safetensors with string metadata; in the cache, plus a ``.sha256`` record checked on every read.
 
-Writes go to temporary names in the same folder and are renamed into place (record last), so a reader
-never sees half a file; a missing or disagreeing record means the file is not to be trusted.
+Writes are atomic (`zoo_core.files`), the record last, so a reader never sees half a file; a missing or
+disagreeing record means the cached file is not to be trusted.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import uuid
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -18,31 +16,26 @@ from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
 from ..errors import ZooError
+from ..files import write_bytes_atomically, write_text_atomically
 from .cache import hash_record_path
 from .hashing import sha256_file
 
 
-def write_weights(path: Path, tensors: Mapping[str, Tensor], metadata: Mapping[str, str]) -> str:
-    """Store ``tensors`` at ``path`` with ``metadata``; returns the file's SHA-256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    record = hash_record_path(path)
-    weights_tmp = record_tmp = ""
-    try:
-        weights_tmp, record_tmp = _temporary(path), _temporary(record)
-        # own, contiguous storage per tensor: safetensors refuses views that share memory
-        owned = {key: value.detach().clone(memory_format=torch.contiguous_format) for key, value in tensors.items()}
-        data = safetensors_bytes(owned, metadata=dict(metadata))  # written by us: save_file would make it 0600
-        digest = hashlib.sha256(data).hexdigest()
-        Path(weights_tmp).write_bytes(data)
-        Path(record_tmp).write_text(f"{digest}  {path.name}\n", encoding="ascii")
-        os.replace(weights_tmp, path)
-        os.replace(record_tmp, record)
-    except OSError as exc:
-        raise ZooError(f"cannot write {path}: {exc.strerror or exc}", exit_code=1) from None
-    finally:
-        for leftover in (weights_tmp, record_tmp):
-            if leftover and os.path.exists(leftover):
-                os.unlink(leftover)
+def write_safetensors(path: Path, tensors: Mapping[str, Tensor], metadata: Mapping[str, str]) -> str:
+    """A safetensors file of ``tensors`` (moved to the CPU, contiguous) with string ``metadata``, written
+    atomically; returns its SHA-256. What ``zoo train`` leaves in a run folder."""
+    # own, contiguous storage per tensor: safetensors refuses views that share memory
+    owned = {key: value.detach().to("cpu").clone(memory_format=torch.contiguous_format) for key, value in tensors.items()}
+    data = safetensors_bytes(owned, metadata=dict(metadata))
+    write_bytes_atomically(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_cached(path: Path, tensors: Mapping[str, Tensor], metadata: Mapping[str, str]) -> str:
+    """A cache entry: the safetensors file, then its ``.sha256`` record (a reader trusts the file only when both
+    exist and agree, so the record is written last). Returns the SHA-256."""
+    digest = write_safetensors(path, tensors, metadata)
+    write_text_atomically(hash_record_path(path), f"{digest}  {path.name}\n")
     return digest
 
 
@@ -66,6 +59,15 @@ def read_weights(path: Path, remedy: str) -> tuple[dict[str, Tensor], dict[str, 
     return tensors, metadata, digest
 
 
+def read_metadata(path: Path) -> dict[str, str]:
+    """The string metadata of a safetensors file (without reading its tensors)."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError) as exc:
+        raise ZooError(f"{path} is not a readable safetensors file ({exc})", exit_code=1) from None
+
+
 def recorded_sha256(path: Path) -> Optional[str]:
     """The SHA-256 recorded for a cached file, or None without a record."""
     try:
@@ -81,6 +83,3 @@ def is_intact(path: Path) -> bool:
     return recorded is not None and path.is_file() and sha256_file(path) == recorded
 
 
-def _temporary(path: Path) -> str:
-    """A fresh name beside ``path``; files created under it get the usual permissions (mkstemp's are 0600)."""
-    return str(path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp"))

@@ -1,16 +1,17 @@
 """An example third-party svs-zoo plugin.
 
 It adds the block ``plain-tfc-tdf`` — TFC-TDF with a plain (not densely connected) stack of 3x3 convolutions,
-the simplification the same authors made later in KUIELab-MDX-Net (TFC-TDF-U-Net v2) — and a model that uses
-it, ``plain-tfc-tdf-small``, declared in ``models.toml`` beside this file. svs-zoo finds it through the entry
-point in this package's pyproject.toml; nothing in svs-zoo changes.
+the simplification the same authors made later in KUIELab-MDX-Net (TFC-TDF-U-Net v2) —, the architecture
+``multiplicative-unet`` (that model's skeleton: skips that multiply, channels that grow; see `architecture`),
+and two models declared in ``models.toml`` beside this file. svs-zoo finds it through the entry point in this
+package's pyproject.toml; nothing in svs-zoo changes.
 """
 
 from pathlib import Path
 
 from torch import Tensor, nn
 
-from zoo_core import BlockContext, BlockType, hookimpl
+from zoo_core import Architecture, BlockContext, BlockType, hookimpl
 from zoo_core.layers import FrequencyMLP, make_activation
 from zoo_core.registry import entries_from_toml
 
@@ -27,7 +28,7 @@ class PlainTFCTDF(nn.Module):
                 make_activation(activation),
             ]
         self.convs = nn.Sequential(*units)
-        self.tdf = FrequencyMLP(c, ctx.bins, ctx.bins, bottleneck_factor, min_units=1, bias=False,
+        self.tdf = FrequencyMLP(c, ctx.bins, ctx.bins, bottleneck_factor=bottleneck_factor, min_units=1, bias=False,
                                 norm_affine=True, activation=activation)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -35,7 +36,7 @@ class PlainTFCTDF(nn.Module):
         return x + self.tdf(x)
 
 
-def build(ctx: BlockContext, layers: int = 3, kernel: int = 3, bottleneck_factor: int = 8, activation: str = "relu"):
+def build(ctx: BlockContext, *, layers: int = 3, kernel: int = 3, bottleneck_factor: int = 8, activation: str = "relu"):
     return PlainTFCTDF(ctx, layers, kernel, bottleneck_factor, activation)
 
 
@@ -46,8 +47,20 @@ def register_blocks(register):
             name="plain-tfc-tdf",
             build=build,
             sampling="time-frequency",
-            defaults={"layers": 3, "kernel": 3, "bottleneck_factor": 8},
             description="TFC-TDF with plain (non-dense) 3x3 convolutions, TDF bottleneck F/8",
+        )
+    )
+
+
+@hookimpl
+def register_architectures(register):
+    from . import architecture
+
+    register(
+        Architecture(
+            name="multiplicative-unet",
+            build=architecture.build,
+            description="U-Net with multiplicative skips and growing channels (KUIELab-MDX-Net's skeleton)",
         )
     )
 

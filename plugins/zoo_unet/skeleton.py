@@ -1,35 +1,36 @@
-"""The U-Net skeleton shared by every model of the paper, parametrised by a block type.
+"""The U-Net skeleton of Choi et al. (ISMIR 2020), parametrised by an intermediate block type.
 
-first conv (frequency kernel 2, no padding: F+1 → F bins) + BN + ReLU
+first conv (frequency kernel 2, no padding: F+1 → F bins) + BN + activation
 → n encoder levels: block → (keep for the skip) → down-sampling
 → middle block
 → n decoder levels: up-sampling → concatenate with the kept encoder output → block (2C → C channels)
-→ last conv (frequency kernel 2, padding 1: F → F+1 bins) → output activation.
+→ last conv (frequency kernel 2, padding 1: F → F+1 bins, one image per stem) → output activation.
 
 The input is a ``[batch, in_channels, F+1, frames]`` spectrogram image, frequency before time, as the STFT
-produces it; blocks see ``[batch, C, frames, bins]``.
+produces it; blocks see ``[batch, C, frames, bins]``. The output is ``[batch, stems, in_channels, F+1, frames]``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
-from .blocks import SAMPLING_SCHEMES, BlockContext, BlockType
-from .errors import ConfigError
-from .layers import FrequencySampling, TimeFrequencySampling, make_activation
+from zoo_core import BlockContext
+from zoo_core.errors import ConfigError
+from zoo_core.blocks import SAMPLING_SCHEMES
+from zoo_core.layers import FrequencySampling, TimeFrequencySampling, make_activation
 
 
 @dataclass(frozen=True)
 class UNetConfig:
-    """Everything the skeleton needs; block hyper-parameters travel separately as ``block_args``."""
+    """Everything the skeleton needs besides its blocks."""
 
     n_blocks: int
     in_channels: int  # 4 for complex-as-channels stereo, 2 for magnitude stereo
-    bins: int  # F inside the U-Net (n_fft // 2); the spectrogram has F + 1 bins
+    bins: int  # F inside the U-Net; the image has F + 1 bins
     frames: int  # frames of the training window (T at level 0)
     channels: int = 24
     sampling: str = "time-frequency"
@@ -37,7 +38,7 @@ class UNetConfig:
     time_down_levels: Optional[tuple[int, ...]] = None
     first_activation: str = "relu"
     output_activation: str = "identity"
-    block_args: Mapping[str, Any] = field(default_factory=dict)
+    stems: int = 1
 
     @property
     def levels(self) -> int:
@@ -96,12 +97,17 @@ class UNetConfig:
 
 
 class UNet(nn.Module):
-    """Spectrogram image → spectrogram image; see the module docstring."""
+    """Spectrogram image → one spectrogram image per stem; see the module docstring.
 
-    def __init__(self, config: UNetConfig, block_type: BlockType):
+    ``make_block(ctx: BlockContext) -> nn.Module`` builds the intermediate block for each place.
+    """
+
+    def __init__(self, config: UNetConfig, make_block):
         super().__init__()
         config.validate()
         self.config = config
+        self.time_factor: int = config.time_factor
+        self.stems: int = config.stems
         c = config.channels
         n = config.levels
         scaled = config.time_scaled_levels()
@@ -119,8 +125,7 @@ class UNet(nn.Module):
 
         def block(level: int, position: str, in_channels: int) -> nn.Module:
             frames, bins = shapes[level]
-            ctx = BlockContext(in_channels, c, bins, frames, level, position)
-            return block_type.create(ctx, config.block_args)
+            return make_block(BlockContext(in_channels, c, bins, frames, level, position))
 
         for level in range(n):
             self.encoders.append(block(level, "encoder", c))
@@ -130,7 +135,8 @@ class UNet(nn.Module):
             level = n - 1 - i  # decoders run from the deepest level back up
             self.upsampling.append(self._sampling("up", level in scaled))
             self.decoders.append(block(level, "decoder", 2 * c))
-        self.final_conv = nn.Sequential(nn.Conv2d(c, config.in_channels, kernel_size=(2, 1), padding=(1, 0)))
+        out_channels = config.in_channels * config.stems
+        self.final_conv = nn.Sequential(nn.Conv2d(c, out_channels, kernel_size=(2, 1), padding=(1, 0)))
         self.output_activation = make_activation(config.output_activation)
 
     def _sampling(self, direction: str, halves_time: bool) -> nn.Module:
@@ -151,4 +157,6 @@ class UNet(nn.Module):
         for up, decoder in zip(self.upsampling, self.decoders):
             x = decoder(torch.cat((up(x), skips[i]), 1))
             i -= 1
-        return self.output_activation(self.final_conv(x.transpose(2, 3)))
+        out = self.output_activation(self.final_conv(x.transpose(2, 3)))
+        batch, channels, bins, frames = out.shape
+        return out.reshape(batch, self.stems, channels // self.stems, bins, frames)

@@ -1,4 +1,4 @@
-"""Initial weights of a model trained from scratch, as the authors' refactored code set them.
+"""Initial weights of a U-Net trained from scratch, as the authors' refactored code set them.
 
 Every parameter with two or more dimensions (convolution, linear and GRU weight matrices) is drawn
 Xavier-normal when the U-Net's output activation is identity, sigmoid or tanh, Kaiming-normal when it is
@@ -12,8 +12,8 @@ from torch import nn
 XAVIER_ACTIVATIONS = ("identity", "sigmoid", "tanh")
 
 
-def initialise(unet: nn.Module, output_activation: str) -> None:
-    xavier = output_activation in XAVIER_ACTIVATIONS
+def initialise(unet: nn.Module) -> None:
+    xavier = unet.config.output_activation in XAVIER_ACTIVATIONS
     for parameter in unet.parameters():
         if parameter.dim() >= 2:
             if xavier:

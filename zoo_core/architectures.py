@@ -1,0 +1,100 @@
+"""The architecture interface: a network family (its skeleton and builder) that a plugin registers.
+
+An architecture turns a registry entry's ``[architecture]`` table into the network inside a `SeparationModel`.
+The zoo wraps every network in the same spectrogram pipeline (``zoo_core.model``), so separation, training,
+evaluation, export and the C++ host work for every architecture without knowing which one it is. The network:
+
+- reads the image ``[batch, ctx.in_channels, ctx.bins, frames]`` (frequency before time, as the STFT gives it);
+- returns ``[batch, ctx.stems, ctx.in_channels, ctx.bins, frames]``, one image per stem;
+- has an int attribute ``time_factor``: the frame counts it accepts are its multiples;
+- is TorchScript-scriptable (``torch.jit.script``), so it can be exported for C++ hosts.
+
+Architectures built from intermediate blocks (the paper's U-Net, TFC-TDF-UNet v3) ask ``ctx.block(...)`` for
+each block; the entry's ``block`` and ``block_args`` choose which (see `zoo_core.blocks`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
+
+from torch import Tensor, nn
+
+from .blocks import BlockContext, BlockType
+from .errors import ConfigError
+from .options import bind_options, keyword_defaults
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+DEFAULT_ARCHITECTURE = "unet"  # Choi et al., ISMIR 2020: the zoo's founding skeleton
+
+
+@dataclass(frozen=True)
+class NetworkContext:
+    """What an architecture's builder gets besides the entry's options."""
+
+    in_channels: int  # image channels: 4 for complex-as-channels stereo, 2 for magnitudes
+    bins: int  # image bins (frequency rows the network sees)
+    frames: int  # frames of the training window (informative for convolutional networks)
+    stems: int  # images the network returns, one per stem
+    block_type: Optional[BlockType] = None  # the entry's block, for architectures built from blocks
+    block_args: Mapping[str, Any] = field(default_factory=dict)
+
+    def block(self, ctx: BlockContext) -> nn.Module:
+        """One intermediate block of the entry's block type at the place ``ctx`` describes."""
+        if self.block_type is None:
+            raise ConfigError("this architecture is built from blocks, but the model names no block")
+        return self.block_type.create(ctx, self.block_args)
+
+
+# an original checkpoint's state_dict → (the same tensors under our names, the layout's name), or None when the
+# checkpoint is not in a layout of this family
+Converter = Callable[[Mapping[str, Tensor]], Optional[tuple[dict[str, Tensor], str]]]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A network family a plugin provides.
+
+    name:        registry name, used as ``architecture = { name = "..." }`` (lower case, digits, ``-_.``)
+    build:       ``build(ctx: NetworkContext, *, option=default, ...) -> nn.Module``; its keyword defaults are the
+                 options an entry's ``[architecture]`` table may set
+    uses_blocks: whether entries must name a ``block`` (the skeleton asks ``ctx.block`` for its blocks)
+    describe:    optional ``describe(network) -> dict`` for ``zoo info`` (e.g. ``levels``: per-level shapes)
+    convert:     optional ``convert(state_dict) -> (state_dict, layout) or None``: recognise a checkpoint in an
+                 original layout of this family (other code's tensor names), rename it to ours and name the
+                 layout; None when it is not one of the family's
+    initialise:  optional ``initialise(network)``: the family's own initialisation for training from scratch
+                 (PyTorch's defaults without it)
+    description: one line for ``zoo list`` / ``zoo info``
+    """
+
+    name: str
+    build: Callable[..., nn.Module]
+    uses_blocks: bool = True
+    describe: Optional[Callable[[nn.Module], dict]] = None
+    convert: Optional[Converter] = None
+    initialise: Optional[Callable[[nn.Module], None]] = None
+    description: str = ""
+    plugin: str = ""  # filled in by the plugin manager
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return keyword_defaults(self.build, skip=1)
+
+    def validate(self) -> None:
+        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+            raise ConfigError(f"invalid architecture name {self.name!r}: use lower-case letters, digits, '-', '_', '.'")
+        if not callable(self.build):
+            raise ConfigError(f"architecture {self.name!r}: build must be callable, got {type(self.build).__name__}")
+
+    def create(self, ctx: NetworkContext, options: Mapping[str, Any]) -> nn.Module:
+        """Build the network and check that the builder kept the interface."""
+        values = bind_options(self.build, options, f"architecture {self.name!r}", skip=1)
+        network = self.build(ctx, **values)
+        if not isinstance(network, nn.Module):
+            raise ConfigError(f"architecture {self.name!r} builder returned {type(network).__name__}, not an nn.Module")
+        factor = getattr(network, "time_factor", None)
+        if not isinstance(factor, int) or isinstance(factor, bool) or factor < 1:
+            raise ConfigError(f"architecture {self.name!r}: its network needs a positive int attribute time_factor")
+        return network

@@ -1,0 +1,92 @@
+"""Options shared by several commands, declared once: one vocabulary, one unit (seconds) everywhere.
+
+`separation_options` gives `zoo separate`, `zoo eval` and `zoo stream` the same model, segment, overlap, batch,
+method, device, precision and jobs options and hands the command one typed `RunSettings`; `output_option` is
+``-o/--output`` (``--out`` still works, hidden).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import click
+
+from ..errors import ZooError
+from ..separate import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, DEFAULT_OVERLAP, METHODS, SeparationOptions
+from .runner import PRECISIONS
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Which model runs where, and how a track is cut for it."""
+
+    model: str
+    separation: SeparationOptions
+    device: str = "cpu"
+    precision: str = "fp32"
+    jobs: int = 1
+
+
+def separation_options(command: Callable) -> Callable:
+    """Add the separation options to ``command``, which receives them as ``run: RunSettings``."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, model_name: str, segment: Optional[float], overlap: float, batch_size: int, method: str,
+                device: str, precision: str, jobs: int, **kwargs: Any) -> Any:
+        if jobs < 1:
+            raise ZooError(f"--jobs must be at least 1, got {jobs}")
+        separation = SeparationOptions(segment=segment, overlap=overlap, batch_size=batch_size, method=method)
+        separation.validate()
+        run = RunSettings(model_name, separation, device, precision, jobs)
+        return command(*args, run=run, **kwargs)
+
+    options = [
+        click.option("-m", "--model", "model_name", default=DEFAULT_MODEL, show_default=True,
+                     help="Model NAME[:VARIANT] (any variant in the cache: released, imported or trained)."),
+        click.option("--segment", type=float, default=None, metavar="SECONDS",
+                     help="Segment length in seconds [default: the model's training window]."),
+        click.option("--overlap", type=float, default=DEFAULT_OVERLAP, show_default=True, metavar="FRACTION",
+                     help="Fraction of a segment shared with the next (linear cross-fade)."),
+        click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True,
+                     help="Segments per model call (raise it on a GPU)."),
+        click.option("--method", type=click.Choice(METHODS), default="overlap-add", show_default=True,
+                     help="overlap-add: cross-faded overlapping segments, streamed. authors: the original ISMIR "
+                          "2020 chunk-and-trim procedure, whole track in memory (reproduces the paper's numbers)."),
+        click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda or cuda:1."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+                     help="bf16 runs the network in bfloat16 (faster on CPUs with AVX-512 BF16; see README for "
+                          "the SDR cost); STFT and blending stay float32."),
+        click.option("-j", "--jobs", type=int, default=1, show_default=True, help="Inputs processed in parallel processes."),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+class AliasedOption(click.Option):
+    """An option with older spellings that still work but are not shown in ``--help``."""
+
+    def __init__(self, *args: Any, hidden_aliases: tuple[str, ...] = (), **kwargs: Any):
+        declarations = list(args[0]) + list(hidden_aliases)
+        super().__init__(declarations, *args[1:], **kwargs)
+        self.hidden_aliases = hidden_aliases
+
+    def get_help_record(self, ctx: click.Context):
+        record = super().get_help_record(ctx)
+        if record is None:
+            return None
+        names, text = record
+        parts = names.split(", ")
+        metavar = parts[-1].partition(" ")[2]  # click writes the metavar after the last spelling only
+        shown = [part.split(" ")[0] for part in parts if part.split(" ")[0] not in self.hidden_aliases]
+        return ", ".join(shown) + (f" {metavar}" if metavar else ""), text
+
+
+def output_option(default: Optional[str], help: str, **kwargs: Any) -> Callable:
+    """``-o/--output PATH`` (the older ``--out`` still works, hidden)."""
+    return click.option("-o", "--output", "output", cls=AliasedOption, hidden_aliases=("--out",),
+                        type=click.Path(path_type=Path), default=default, show_default=default is not None,
+                        help=help, **kwargs)

@@ -1,0 +1,96 @@
+"""Writing files so that nothing a user had is lost or half-written: the one way svs-zoo writes a file.
+
+`atomic_path(path)` yields a hidden temporary name; whatever the block writes there is moved to ``path`` with
+one ``os.replace`` when the block succeeds, and removed when it fails or is interrupted (Ctrl-C, SIGTERM: the
+CLI turns SIGTERM into `Terminated`, so cleanup runs). A reader never sees a partial file under its final name,
+and an earlier file of that name stays intact until the new one is complete.
+
+The temporary lives in the deepest folder of ``path`` that already exists, and the missing folders are made
+only when the file lands, so an interrupted command leaves no empty output folders behind. Files get the
+usual permissions (``0o666`` minus the umask), not ``mkstemp``'s ``0o600``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from typing import Iterator
+
+from .errors import ZooError
+
+
+def existing_ancestor(path: Path) -> Path:
+    """The deepest folder among ``path``'s parents that exists."""
+    folder = Path(path).absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    return folder
+
+
+def check_writable(path: Path, what: str = "") -> None:
+    """Raise a one-line `ZooError` now if ``path`` could not be written later (before any slow work)."""
+    path = Path(path)
+    label = f"{what} " if what else ""
+    if path.is_dir():
+        raise ZooError(f"cannot write {label}{path}: it is a folder", exit_code=2)
+    folder = existing_ancestor(path)
+    if not folder.is_dir():
+        raise ZooError(f"cannot write {label}{path}: {folder} is a file, not a folder", exit_code=2)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ZooError(f"cannot write {label}{path}: no permission to write in {folder}", exit_code=2)
+
+
+def check_writable_folder(folder: Path, what: str = "output folder") -> None:
+    """Like `check_writable` for a folder that files will be written under (it may not exist yet)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ZooError(f"cannot use {folder} as the {what}: it is a file", exit_code=2)
+    check_writable(folder / ".probe", what)
+
+
+def temporary_path(path: Path) -> Path:
+    """A hidden, unique name for ``path``'s temporary, on the same file system (so the final rename is atomic):
+    ``.NAME.<random>.part`` plus NAME's suffix, for writers that insist on one (AOTInductor wants ``.pt2``)."""
+    path = Path(path)
+    return existing_ancestor(path) / f".{path.name}.{secrets.token_hex(4)}.part{path.suffix}"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary name for ``path``, moved over ``path`` when the block finishes without an exception."""
+    path = Path(path)
+    check_writable(path)
+    temporary = temporary_path(path)
+    try:
+        yield temporary
+        if not temporary.exists():
+            raise ZooError(f"nothing was written for {path}", exit_code=1)
+        os.chmod(temporary, 0o666 & ~_umask())  # writers that use mkstemp would otherwise leave 0600
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise ZooError(f"cannot write {path}: {exc.strerror or exc}", exit_code=1) from None
+    finally:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        if temporary.is_dir():  # some writers (AOTInductor packaging) may leave a folder behind on failure
+            import shutil
+
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    write_bytes_atomically(path, text.encode("utf-8"))

@@ -1,0 +1,63 @@
+"""Hyper-parameters of blocks and architectures, read from their builders' signatures.
+
+A builder's keyword arguments and their defaults are the one place its options are written: `keyword_defaults`
+reads them (for ``zoo info`` and the docs), `bind_options` checks a registry entry's values against them
+(unknown names with a suggestion, wrong types) before anything is built.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+from typing import Any, Callable, Mapping
+
+from .errors import ConfigError
+
+
+def _parameters(builder: Callable, skip: int) -> list[inspect.Parameter]:
+    parameters = list(inspect.signature(builder).parameters.values())[skip:]
+    fixed = builder.keywords if isinstance(builder, functools.partial) else {}  # bound by the plugin itself
+    return [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in fixed]
+
+
+def keyword_defaults(builder: Callable, skip: int = 0) -> dict[str, Any]:
+    """``{name: default}`` of the builder's keyword arguments after the first ``skip`` (the context)."""
+    return {p.name: p.default for p in _parameters(builder, skip) if p.default is not inspect.Parameter.empty}
+
+
+def _fits(value: Any, default: Any) -> bool:
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def bind_options(builder: Callable, given: Mapping[str, Any], what: str, skip: int = 0) -> dict[str, Any]:
+    """The builder's defaults updated with ``given``; a `ConfigError` naming ``what`` for unknown names, missing
+    required values or values of another type than the default's."""
+    parameters = {p.name: p for p in _parameters(builder, skip)}
+    accepts_any = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(builder).parameters.values())
+    for name, value in given.items():
+        if name not in parameters:
+            if accepts_any:
+                continue
+            close = difflib.get_close_matches(name, list(parameters), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (accepted: {', '.join(parameters) or 'none'})"
+            raise ConfigError(f"{what}: unknown argument {name!r}{hint}")
+        default = parameters[name].default
+        if default is not inspect.Parameter.empty and not _fits(value, default):
+            raise ConfigError(
+                f"{what}: {name} must be a {type(default).__name__} like its default {default!r}, got {value!r}"
+            )
+    values = keyword_defaults(builder, skip)
+    values.update(given)
+    missing = [name for name in parameters if name not in values]
+    if missing:
+        raise ConfigError(f"{what}: missing required argument(s) {', '.join(missing)}")
+    return values

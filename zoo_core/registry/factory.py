@@ -1,0 +1,57 @@
+"""Building a catalogue entry into a `SeparationModel` with freshly initialised parameters."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import nn
+
+from ..architectures import NetworkContext
+from ..errors import ConfigError
+from ..framing import image_channels
+from ..model import SeparationModel, StftSettings
+from .catalogue import Catalogue, get_catalogue
+from .queries import architecture_for, resolve, split_name
+from .schema import ModelEntry
+
+
+def create_model(
+    name: str | ModelEntry,
+    variant: Optional[str] = None,
+    *,
+    stft: Optional[StftSettings] = None,
+    catalogue: Optional[Catalogue] = None,
+) -> SeparationModel:
+    """The model ``name`` with freshly initialised parameters (no weights are loaded).
+
+    ``name`` may carry a released variant (``tdc-17:top1``), whose STFT settings are used; ``stft`` replaces
+    them (the settings recorded with imported or trained weights).
+    """
+    cat = catalogue or get_catalogue()
+    if isinstance(name, ModelEntry):
+        entry, chosen = name, name.variant(variant)
+    else:
+        entry, chosen = resolve(name if variant is None else f"{split_name(name)[0]}:{variant}", cat)
+    settings = stft or entry.stft_for(chosen)
+    settings.validate()
+    architecture = architecture_for(entry, cat)
+    block_type = cat.blocks.get(entry.block)
+    if architecture.uses_blocks and block_type is None:
+        raise ConfigError(f"model {entry.name!r}: {cat.missing_parts(entry)}")
+    context = NetworkContext(
+        in_channels=image_channels(entry.representation),
+        bins=settings.kept_bins,
+        frames=settings.frames,
+        stems=len(entry.stems),
+        block_type=block_type,
+        block_args=dict(entry.block_args),
+    )
+    network = architecture.create(context, entry.architecture_options)
+    model = SeparationModel(network, settings, entry.stems, entry.representation, entry.estimation)
+    model.entry_name = entry.name  # which catalogue entry it is (output folders, export metadata)
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters (BatchNorm running statistics excluded), as the paper counts them."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
