@@ -3,7 +3,8 @@
 The two generations of the authors' code, and our own files:
 
 * ``ismir2020`` (the paper's code): the keys already are ours, except inside blocks whose attributes we name
-  differently (see ``_BLOCK_RENAMES``: the TDF of TFC-TDF, the recurrent branch of TFC-RNN/TDC-RNN). Stored
+  differently (see ``_BLOCK_RENAMES``: the TDF of TFC-TDF, the dense block and recurrent branch of TFC-RNN and
+  TDC-RNN). Stored
   as a plain state_dict (format ``state_dict``) or saved from ``nn.DataParallel`` with every key prefixed
   ``module.`` (format ``dataparallel``).
 * ``lightning`` (the refactored code): a Lightning checkpoint whose ``state_dict`` holds the U-Net under
@@ -50,11 +51,14 @@ _BLOCK_RENAMES = [
     (re.compile(_BLOCK + r"tif\.tif\."), r"\1.tdf.mlp."),  # TFC-TDF: its TDF
     (re.compile(_BLOCK + r"tif_f1_to_f2\.tif\."), r"\1.branch.tdf.mlp."),  # TDC-RNN, TFC-RNN: MLP after the GRU
     (re.compile(_BLOCK + r"rnn\."), r"\1.branch.rnn."),  # TDC-RNN, TFC-RNN: the GRU
-    (re.compile(_BLOCK + r"tic\."), r"\1.tdc."),  # TDC-RNN: its TDC
     (re.compile(_BLOCK + r"tif\."), r"\1.tdf.mlp."),  # TDF U-Net (Lightning): the TDF is the block
     (re.compile(r"^(decoders\.\d+)\.0\.tif\."), r"\1.tdf.mlp."),  # TDF U-Net decoder: Sequential(TDF, ...
     (re.compile(r"^(decoders\.\d+)\.1\."), r"\1.project."),  # ... 1x1 conv back to C channels)
 ]
+# a recurrent block's dense convolutions (TIC_RNN.tic, TFC_RNN.tfc) are our `dense`; only in blocks with a GRU,
+# since a TFC-TDF block's `tfc` keeps its name
+_RECURRENT = re.compile(_BLOCK + r"rnn\.")
+_RECURRENT_DENSE = re.compile(_BLOCK + r"(?:tic|tfc)\.")
 _UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 
 
@@ -152,7 +156,10 @@ def _strip(tensors: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
     return {key[len(prefix) :] if key.startswith(prefix) else key: value for key, value in tensors.items()}
 
 
-def _rename_blocks(key: str) -> str:
+def _rename_key(key: str, recurrent: set[str]) -> str:
+    dense = _RECURRENT_DENSE.match(key)
+    if dense and dense.group(1) in recurrent:
+        return f"{dense.group(1)}.dense.{key[dense.end():]}"
     for pattern, replacement in _BLOCK_RENAMES:
         renamed, found = pattern.subn(replacement, key, count=1)
         if found:
@@ -160,8 +167,14 @@ def _rename_blocks(key: str) -> str:
     return key
 
 
+def _rename_blocks(tensors: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The authors' block attribute names → ours, for keys relative to the U-Net (see ``_BLOCK_RENAMES``)."""
+    recurrent = {found.group(1) for key in tensors if (found := _RECURRENT.match(key))}
+    return {_rename_key(key, recurrent): value for key, value in tensors.items()}
+
+
 def _from_ismir2020(tensors: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    return {_rename_blocks(key): value for key, value in tensors.items()}
+    return _rename_blocks(tensors)
 
 
 def _from_lightning(checkpoint: Mapping[str, Any], source: str) -> Converted:
@@ -172,8 +185,9 @@ def _from_lightning(checkpoint: Mapping[str, Any], source: str) -> Converted:
             continue
         if key.startswith("spec2spec."):
             module, _, rest = key[len("spec2spec.") :].partition(".")
-            key = _rename_blocks(f"{_LIGHTNING_MODULES.get(module, module)}.{rest}")
+            key = f"{_LIGHTNING_MODULES.get(module, module)}.{rest}"
         tensors[key] = value  # anything outside spec2spec stays, and strict loading will name it
+    tensors = _rename_blocks(tensors)
     first, last = "first_conv.0.weight", "final_conv.0.weight"
     if first in tensors:  # [out, in, 1, 2] over (T, F) → [out, in, 2, 1] over (F, T)
         tensors[first] = _cac_order(tensors[first], dim=1).transpose(2, 3).contiguous()
