@@ -16,14 +16,15 @@ it); svs-zoo reproduces them here from the fixture alone:
 * the weights are written in the authors' file format (a plain state_dict, ``module.`` keys from
   ``nn.DataParallel``, or a Lightning checkpoint ``{"state_dict": {"spec2spec....", "stft.stft.window"},
   "hyper_parameters": ...}``), imported with ``zoo_core.weights.import_checkpoint`` and loaded with
-  ``zoo_core.load_model`` — the same path as a released checkpoint.
+  ``zoo_core.load_model`` — the same path as a released checkpoint. A Lightning file records its STFT settings;
+  for the others the test gives the construction's own (``stft``), as ``zoo import --stft`` would.
 * input: ``rng = default_rng(input seed)``, ``float32(low + (high - low) * rng.random(shape))``.
 * precision: the authors' model ran in float64 on these float32 weights and input (exact in float64), its
   output is stored rounded to float32; svs-zoo runs in float64 too, so the comparison does not depend on one
   machine's float32 summation order, and the error left is the output's float32 rounding (below 1e-6).
 
-The comparison is at the spectrogram level (the U-Net's input image → its output image, after the masking
-rule for the magnitude model): the authors' STFT wrappers call ``torch.stft``/``istft`` in the PyTorch-1.6
+The comparison is at the spectrogram level, ``model.core(image)`` (the U-Net's input image → its output
+image, after the masking rule for the magnitude model): the authors' STFT wrappers call ``torch.stft``/``istft`` in the PyTorch-1.6
 style (no ``return_complex``) and ``librosa``, which do not run on torch 2.x; the STFTs themselves are pinned
 elsewhere (tdc-17 with the authors' weights reproduces their per-frame SDRs, ``test_reproduce.py``).
 The Lightning generation's images are ``[B, C, T, F+1]`` with channels ``[Re L, Re R, Im L, Im R]``; the test
@@ -131,13 +132,31 @@ def write_authors_file(fixture: dict, folder: Path) -> Path:
     return path
 
 
+def stft_option(fixture: dict) -> str | None:
+    """What ``zoo import --stft`` says for a file that records no STFT settings: those of the authors'
+    construction (a Lightning checkpoint records its own in its hyper-parameters)."""
+    if fixture["file_format"] == "lightning":
+        return None
+    return ",".join(f"{key}={str(value).lower()}" for key, value in fixture["stft"].items())
+
+
+def framing(fixture: dict) -> tuple[int, int, int, bool]:
+    """(n_fft, hop, frames, centred) the authors' construction used."""
+    if fixture["file_format"] == "lightning":  # the Lightning code always centred its torch.stft
+        hparams = fixture["hyper_parameters"]
+        return hparams["n_fft"], hparams["hop_length"], hparams["num_frame"], True
+    stft = fixture["stft"]
+    return stft["n_fft"], stft["hop_length"], stft["frames"], stft["center"]
+
+
 def spectrogram_estimate(model, image: torch.Tensor) -> torch.Tensor:
-    """svs-zoo's U-Net plus its output rule on an image (mapping, or the mask times the input), in float64."""
-    model = model.double()
-    image = image.double()
+    """svs-zoo's ``model.core``: the network plus its output rule (mapping, or the mask times the input), run in
+    float64; the paper's models estimate one stem, the vocals."""
+    assert model.stems == ["vocals"]
     with torch.inference_mode():
-        out = model.unet(image)
-        return out * image if model.masking else out
+        estimate = model.double().core(image.double())
+    assert estimate.shape == (image.shape[0], 1, *image.shape[1:])
+    return estimate[:, 0]
 
 
 def test_every_paper_model_has_a_golden_fixture():
@@ -158,9 +177,10 @@ def test_imported_model_reproduces_the_authors_output(name, tmp_path):
     assert fixture["generation"] == EXPECTED_FIXTURES[name]
     path = write_authors_file(fixture, tmp_path)
 
-    import_checkpoint(path, fixture["model"], VARIANT)
+    import_checkpoint(path, fixture["model"], VARIANT, stft=stft_option(fixture))
     model = zoo_core.load_model(f"{fixture['model']}:{VARIANT}")
     assert (model.weights_info["format"], model.weights_info["layout"]) == (fixture["file_format"], fixture["generation"])
+    assert (model.n_fft, model.hop_length, model.settings.frames, model.center) == framing(fixture)
 
     image = to_our_layout(regenerate_input(fixture), fixture["generation"])
     expected = to_our_layout(authors_output(fixture), fixture["generation"]).double()

@@ -146,7 +146,9 @@ def test_a_plain_state_dict_in_our_own_names_imports_unchanged(model, tmp_path):
     torch.manual_seed(0)
     state = zoo_core.create_model(model).unet.state_dict()
     torch.save(state, tmp_path / "ours.pt")
-    import_checkpoint(tmp_path / "ours.pt", model, "ours")
+    settings = zoo_core.get_entry(model).stft
+    import_checkpoint(tmp_path / "ours.pt", model, "ours",
+                      stft=f"hop_length={settings.hop_length},center={str(settings.center).lower()}")
     loaded = load_model(f"{model}:ours").unet.state_dict()
     assert list(loaded) == list(state)
     assert all(torch.equal(loaded[key], value) for key, value in state.items())
