@@ -387,7 +387,7 @@ def test_waveform_loss_rmsprop_and_clipping_train(tiny, musdb, tmp_path, monkeyp
     # augmentation changes the batch: each trained batch is the augmented draw, not the plain one
     (augmented,) = datasets
     assert (augmented.gain, augmented.swap) == (True, True)
-    plain = RandomMixes(augmented.tracks, augmented.target, augmented.chunk, augmented.seed)
+    plain = RandomMixes(augmented.tracks, augmented.target_stems, augmented.chunk, augmented.seed)
     for step, (mixture, target) in enumerate(batches):
         indices = range(step * 2, step * 2 + 2)
         assert torch.equal(mixture, torch.stack([augmented[i][0] for i in indices]))
