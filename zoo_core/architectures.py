@@ -15,17 +15,14 @@ each block; the entry's ``block`` and ``block_args`` choose which (see `zoo_core
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, ClassVar, Mapping, Optional
 
 from torch import Tensor, nn
 
 from .blocks import BlockContext, BlockType
 from .errors import ConfigError
-from .options import bind_options, keyword_defaults
-
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+from .options import Built
 DEFAULT_ARCHITECTURE = "unet"  # Choi et al., ISMIR 2020: the zoo's founding skeleton
 
 
@@ -53,7 +50,7 @@ Converter = Callable[[Mapping[str, Tensor]], Optional[tuple[dict[str, Tensor], s
 
 
 @dataclass(frozen=True)
-class Architecture:
+class Architecture(Built):
     """A network family a plugin provides.
 
     name:        registry name, used as ``architecture = { name = "..." }`` (lower case, digits, ``-_.``)
@@ -69,6 +66,7 @@ class Architecture:
     description: one line for ``zoo list`` / ``zoo info``
     """
 
+    kind: ClassVar[str] = "architecture"
     name: str
     build: Callable[..., nn.Module]
     uses_blocks: bool = True
@@ -78,22 +76,9 @@ class Architecture:
     description: str = ""
     plugin: str = ""  # filled in by the plugin manager
 
-    @property
-    def defaults(self) -> dict[str, Any]:
-        return keyword_defaults(self.build, skip=1)
-
-    def validate(self) -> None:
-        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
-            raise ConfigError(f"invalid architecture name {self.name!r}: use lower-case letters, digits, '-', '_', '.'")
-        if not callable(self.build):
-            raise ConfigError(f"architecture {self.name!r}: build must be callable, got {type(self.build).__name__}")
-
     def create(self, ctx: NetworkContext, options: Mapping[str, Any]) -> nn.Module:
-        """Build the network and check that the builder kept the interface."""
-        values = bind_options(self.build, options, f"architecture {self.name!r}", skip=1)
-        network = self.build(ctx, **values)
-        if not isinstance(network, nn.Module):
-            raise ConfigError(f"architecture {self.name!r} builder returned {type(network).__name__}, not an nn.Module")
+        """Build the network; it must say which frame counts it accepts."""
+        network = self.build_checked(ctx, options)
         factor = getattr(network, "time_factor", None)
         if not isinstance(factor, int) or isinstance(factor, bool) or factor < 1:
             raise ConfigError(f"architecture {self.name!r}: its network needs a positive int attribute time_factor")

@@ -7,18 +7,16 @@ it asks the block type's builder for a module, passing a `BlockContext`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from torch import nn
 
 from .errors import ConfigError
-from .options import bind_options, keyword_defaults
+from .options import Built
 
 SAMPLING_SCHEMES = ("frequency", "time-frequency")
 POSITIONS = ("encoder", "middle", "decoder")
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
@@ -42,7 +40,7 @@ Builder = Callable[..., nn.Module]
 
 
 @dataclass(frozen=True)
-class BlockType:
+class BlockType(Built):
     """A kind of intermediate block a plugin provides.
 
     name:        registry name, e.g. ``"tfc-tdf"`` (lower case, digits, ``-``, ``_``, ``.``)
@@ -54,30 +52,18 @@ class BlockType:
     description: one line for ``zoo list``/``zoo info``
     """
 
+    kind: ClassVar[str] = "block"
     name: str
     build: Builder
     sampling: str = "time-frequency"
     description: str = ""
     plugin: str = ""  # filled in by the plugin manager
 
-    @property
-    def defaults(self) -> dict[str, Any]:
-        """The builder's keyword arguments and their defaults: the one place block defaults are written."""
-        return keyword_defaults(self.build, skip=1)
-
     def validate(self) -> None:
-        """Raise `ConfigError` if this block type cannot be used (a malformed plugin registration)."""
-        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
-            raise ConfigError(f"invalid block name {self.name!r}: use lower-case letters, digits, '-', '_', '.'")
-        if not callable(self.build):
-            raise ConfigError(f"block {self.name!r}: build must be callable, got {type(self.build).__name__}")
+        super().validate()
         if self.sampling not in SAMPLING_SCHEMES:
             raise ConfigError(f"block {self.name!r}: sampling must be one of {SAMPLING_SCHEMES}, got {self.sampling!r}")
 
     def create(self, ctx: BlockContext, block_args: Mapping[str, Any]) -> nn.Module:
-        """Build one block and check that the builder kept the interface."""
-        args = bind_options(self.build, block_args, f"block {self.name!r}", skip=1)
-        module = self.build(ctx, **args)
-        if not isinstance(module, nn.Module):
-            raise ConfigError(f"block {self.name!r} builder returned {type(module).__name__}, not an nn.Module")
-        return module
+        """Build one block at the place ``ctx`` describes."""
+        return self.build_checked(ctx, block_args)

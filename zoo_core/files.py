@@ -43,11 +43,13 @@ def check_writable(path: Path, what: str = "") -> None:
 
 
 def check_writable_folder(folder: Path, what: str = "output folder") -> None:
-    """Like `check_writable` for a folder that files will be written under (it may not exist yet)."""
+    """Raise a one-line `ZooError` now if files could not be written under ``folder`` (it may not exist yet)."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ZooError(f"cannot use {folder} as the {what}: it is a file", exit_code=2)
-    check_writable(folder / ".probe", what)
+    ancestor = folder if folder.exists() else existing_ancestor(folder)
+    if not ancestor.is_dir():
+        raise ZooError(f"cannot use {folder} as the {what}: {ancestor} is a file, not a folder", exit_code=2)
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ZooError(f"cannot use {folder} as the {what}: no permission to write in {ancestor}", exit_code=2)
 
 
 def temporary_path(path: Path) -> Path:

@@ -31,7 +31,9 @@ ESTIMATIONS = ("mapping", "masking")
 _TINY = float(torch.finfo(torch.float32).tiny)
 
 
-class STFT(nn.Module):
+class _Transform(nn.Module):
+    """What both directions share: the settings and a periodic Hann window that is never a weight."""
+
     def __init__(self, n_fft: int, hop_length: int, center: bool):
         super().__init__()
         self.n_fft = n_fft
@@ -39,6 +41,8 @@ class STFT(nn.Module):
         self.center = center
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
+
+class STFT(_Transform):
     def forward(self, waveform: Tensor) -> Tensor:
         batch, channels, samples = waveform.shape
         spec = torch.stft(
@@ -53,14 +57,10 @@ class STFT(nn.Module):
         return spec.reshape(batch, channels, spec.shape[-2], spec.shape[-1])
 
 
-class ISTFT(nn.Module):
+class ISTFT(_Transform):
     def __init__(self, n_fft: int, hop_length: int, center: bool):
-        super().__init__()
-        self.n_fft = n_fft
-        self.hop_length = hop_length
-        self.center = center
+        super().__init__(n_fft, hop_length, center)
         self.tiny = _TINY
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
     def forward(self, spec: Tensor, length: int) -> Tensor:
         batch, channels, _, frames = spec.shape

@@ -10,7 +10,7 @@
 - the dense blocks' ReLU runs inside the oneDNN convolution (CPU), and in the NCHW layout each unit's output goes
   into one preallocated buffer instead of a fresh concatenation of all earlier outputs per unit;
 - with ``channels_last=True`` (the CPU default) the U-Net runs in the NHWC layout, where oneDNN convolutions
-  are about 1.7x faster on these shapes, and the frequency MLPs (TDF) multiply NHWC frames directly;
+  are faster on these shapes (README, Performance), and the frequency MLPs (TDF) multiply NHWC frames directly;
 - with ``dtype=torch.bfloat16`` the U-Net runs in bfloat16 (STFT, iSTFT and the blending stay float32): about
   half the memory traffic, and native BF16 dot products on CPUs that have them (AVX-512 BF16, AMX).
 
@@ -99,25 +99,26 @@ class DenseUnit(nn.Module):
         return self.activation(self.conv(x))
 
 
-class FusedDenseStack(nn.Module):
+class FusedDenseStack(DenseConvStack):
     """`DenseConvStack` for inference, built from `DenseUnit`s; 1-D (TDC) units become ``1 x k`` 2-D ones.
 
     Unit ``j`` reads ``[out_j-1, ..., out_1, x]`` (newest first). In the NCHW layout (batch 1) that input is a
     trailing slice of one preallocated buffer that holds ``x`` at its end and each new output just before the
     previous one: a linear number of copies instead of a concatenation per unit. In the channels-last layout a
     channel slice is not dense, so there the features are concatenated (oneDNN's NHWC convolutions more than
-    pay for it: 1.7x faster than NCHW on this model's shapes).
+    more than pay for it on these shapes, see README's Performance section).
     """
 
     def __init__(self, stack: DenseConvStack, fuse_relu: bool, channels_last: bool):
-        super().__init__()
+        nn.Module.__init__(self)  # the units are built here, from the trained stack's
         self.channels_last = channels_last
-        self.units = nn.ModuleList()
+        self.time_distributed = False  # 1-D units became 1 x k 2-D ones: no per-frame reshaping
+        self.H = nn.ModuleList()
         for unit in stack.H:
             conv, norm, activation = unit[0], unit[1], unit[2]
             if stack.time_distributed:
                 conv = as_frequency_conv2d(conv)
-            self.units.append(DenseUnit(fold_batchnorm(conv, norm), activation, fuse_relu))
+            self.H.append(DenseUnit(fold_batchnorm(conv, norm), activation, fuse_relu))
         self.growth: int = stack.H[0][0].out_channels
         self.in_channels: int = stack.H[0][0].in_channels
 
@@ -127,18 +128,10 @@ class FusedDenseStack(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         elif x.is_contiguous() and x.shape[0] == 1:
             return self._buffered(x)
-        features = x
-        out = x
-        first = True
-        for unit in self.units:
-            if not first:
-                features = torch.cat((out, features), 1)
-            out = unit(features)
-            first = False
-        return out
+        return self.dense(x)
 
     def _buffered(self, x: Tensor) -> Tensor:
-        count = len(self.units)
+        count = len(self.H)
         total = self.in_channels + self.growth * (count - 1)
         batch, _, frames, bins = x.shape
         features = torch.empty((batch, total, frames, bins), dtype=x.dtype, device=x.device)
@@ -146,7 +139,7 @@ class FusedDenseStack(nn.Module):
         features[:, start:] = x
         out = x
         index = 0
-        for unit in self.units:
+        for unit in self.H:
             out = unit(features[:, start:])
             index += 1
             if index < count:
@@ -200,6 +193,8 @@ class LayoutAndPrecision(nn.Module):
 def _rewrite(module: nn.Module, fuse_relu: bool, channels_last: bool) -> None:
     """Replace, in place and depth first, what `optimize` rewrites (see the module docstring)."""
     for name, child in list(module.named_children()):
+        if isinstance(child, FusedDenseStack):
+            continue  # already rewritten
         if isinstance(child, DenseConvStack):
             setattr(module, name, FusedDenseStack(child, fuse_relu, channels_last))
         elif isinstance(child, FrequencySampling):

@@ -7,6 +7,7 @@ Attribute names follow the authors' original modules (``H`` for the dense layers
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import torch
@@ -65,11 +66,8 @@ class DenseConvStack(nn.Module):
             self.H.append(nn.Sequential(conv, norm, make_activation(activation)))
             channels += growth
 
-    def forward(self, x: Tensor) -> Tensor:
-        batch, _, frames, bins = x.shape
-        if self.time_distributed:
-            # every frame becomes its own 1-D sequence over frequency
-            x = x.transpose(1, 2).reshape(batch * frames, -1, bins)
+    def dense(self, x: Tensor) -> Tensor:
+        """Unit ``j`` reads the input and every earlier unit's output, newest first; the last unit's output."""
         features = x
         out = x
         first = True
@@ -78,6 +76,14 @@ class DenseConvStack(nn.Module):
                 features = torch.cat((out, features), 1)
             out = unit(features)
             first = False
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, _, frames, bins = x.shape
+        if self.time_distributed:
+            # every frame becomes its own 1-D sequence over frequency
+            x = x.transpose(1, 2).reshape(batch * frames, -1, bins)
+        out = self.dense(x)
         if self.time_distributed:
             out = out.reshape(batch, frames, -1, bins).transpose(1, 2)
         return out
@@ -252,3 +258,11 @@ def build_recurrent_block(
         activation=activation,
     )
     return RecurrentDenseBlock(dense, c, ctx.bins, branch)
+
+
+def recurrent_block_type(name: str, time_distributed: bool, description: str):
+    """The `BlockType` of a recurrent block plugin: `build_recurrent_block` with its dense stack chosen."""
+    from .blocks import BlockType
+
+    builder = functools.partial(build_recurrent_block, time_distributed=time_distributed)
+    return BlockType(name, builder, sampling="time-frequency", description=description)

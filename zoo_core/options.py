@@ -1,8 +1,9 @@
-"""Hyper-parameters of blocks and architectures, read from their builders' signatures.
+"""What plugins register with a builder (blocks, architectures), and their hyper-parameters.
 
 A builder's keyword arguments and their defaults are the one place its options are written: `keyword_defaults`
 reads them (for ``zoo info`` and the docs), `bind_options` checks a registry entry's values against them
-(unknown names with a suggestion, wrong types) before anything is built.
+(unknown names with a suggestion, wrong types) before anything is built. `Built` is what `BlockType` and
+`Architecture` share: a checked name, a builder, its defaults and a checked build.
 """
 
 from __future__ import annotations
@@ -10,9 +11,42 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
-from typing import Any, Callable, Mapping
+import re
+from typing import Any, Callable, ClassVar, Mapping
+
+from torch import nn
 
 from .errors import ConfigError
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+class Built:
+    """Mixin for a registered thing with ``name`` and ``build(context, *, option=default, ...)``."""
+
+    kind: ClassVar[str] = "thing"
+    name: str
+    build: Callable[..., nn.Module]
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The builder's keyword arguments and their defaults: the one place its options are written."""
+        return keyword_defaults(self.build, skip=1)
+
+    def validate(self) -> None:
+        """Raise `ConfigError` if this registration cannot be used (a malformed plugin registration)."""
+        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+            raise ConfigError(f"invalid {self.kind} name {self.name!r}: use lower-case letters, digits, '-', '_', '.'")
+        if not callable(self.build):
+            raise ConfigError(f"{self.kind} {self.name!r}: build must be callable, got {type(self.build).__name__}")
+
+    def build_checked(self, context: Any, given: Mapping[str, Any]) -> nn.Module:
+        """Build with ``given`` options over the defaults; check that the builder kept the interface."""
+        values = bind_options(self.build, given, f"{self.kind} {self.name!r}", skip=1)
+        module = self.build(context, **values)
+        if not isinstance(module, nn.Module):
+            raise ConfigError(f"{self.kind} {self.name!r} builder returned {type(module).__name__}, not an nn.Module")
+        return module
 
 
 def _parameters(builder: Callable, skip: int) -> list[inspect.Parameter]:

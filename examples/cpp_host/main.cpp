@@ -242,7 +242,7 @@ int run(const Options& options) {
 int main(int argc, char** argv) {
 #ifdef __GLIBC__
   // Keep freed activations in the heap instead of unmapping them and page-faulting them back for every
-  // segment (the same setting as zoo_core/allocator.py; 1.2-1.6x on the TFC models).
+  // segment (the same setting as zoo_core/allocator.py; README, Performance, has the measured gain).
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, INT_MAX);
   mallopt(M_TOP_PAD, 256 << 20);

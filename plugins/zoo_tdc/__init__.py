@@ -17,11 +17,5 @@ def build_tdc(ctx: BlockContext, *, layers: int = 5, kernel_f: int = 3, activati
 
 @hookimpl
 def register_blocks(register):
-    register(
-        BlockType(
-            name="tdc",
-            build=build_tdc,
-            sampling="frequency",
-            description="Time-Distributed Convolutions: dense 1-D convs along frequency, per frame",
-        )
-    )
+    register(BlockType("tdc", build_tdc, sampling="frequency",
+                       description="Time-Distributed Convolutions: dense 1-D convs along frequency, per frame"))

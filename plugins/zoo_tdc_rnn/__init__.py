@@ -5,19 +5,11 @@ context across frames, the GRU adds it. Defaults are those of the authors' refac
 uses 2-D strided sampling.
 """
 
-from functools import partial
-
-from zoo_core import BlockType, hookimpl
-from zoo_core.layers import build_recurrent_block
+from zoo_core import hookimpl
+from zoo_core.layers import recurrent_block_type
 
 
 @hookimpl
 def register_blocks(register):
-    register(
-        BlockType(
-            name="tdc-rnn",
-            build=partial(build_recurrent_block, time_distributed=True),
-            sampling="time-frequency",
-            description="TDC plus a residual bidirectional-GRU branch over time",
-        )
-    )
+    register(recurrent_block_type("tdc-rnn", time_distributed=True,
+                                  description="TDC plus a residual bidirectional-GRU branch over time"))

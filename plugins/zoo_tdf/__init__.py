@@ -43,11 +43,5 @@ def build_tdf(
 
 @hookimpl
 def register_blocks(register):
-    register(
-        BlockType(
-            name="tdf",
-            build=build_tdf,
-            sampling="frequency",
-            description="Time-Distributed Fully-connected: a frequency MLP per frame",
-        )
-    )
+    register(BlockType("tdf", build_tdf, sampling="frequency",
+                       description="Time-Distributed Fully-connected: a frequency MLP per frame"))

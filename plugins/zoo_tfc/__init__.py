@@ -15,11 +15,5 @@ def build_tfc(ctx: BlockContext, *, layers: int = 5, kernel_t: int = 3, kernel_f
 
 @hookimpl
 def register_blocks(register):
-    register(
-        BlockType(
-            name="tfc",
-            build=build_tfc,
-            sampling="time-frequency",
-            description="Time-Frequency Convolutions: dense 2-D convs",
-        )
-    )
+    register(BlockType("tfc", build_tfc, sampling="time-frequency",
+                       description="Time-Frequency Convolutions: dense 2-D convs"))

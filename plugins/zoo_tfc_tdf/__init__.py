@@ -46,11 +46,5 @@ def build_tfc_tdf(
 
 @hookimpl
 def register_blocks(register):
-    register(
-        BlockType(
-            name="tfc-tdf",
-            build=build_tfc_tdf,
-            sampling="time-frequency",
-            description="TFC followed by a residual TDF (the paper's best block)",
-        )
-    )
+    register(BlockType("tfc-tdf", build_tfc_tdf, sampling="time-frequency",
+                       description="TFC followed by a residual TDF (the paper's best block)"))

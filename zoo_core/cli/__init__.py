@@ -68,7 +68,7 @@ class LazyGroup(click.Group):
             sys.exit(143)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(name="zoo", cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="svs-zoo", prog_name="zoo")
 def main() -> None:
     """svs-zoo: U-Net singing-voice separation models (Choi et al., ISMIR 2020).
@@ -77,7 +77,7 @@ def main() -> None:
     """
     from ..allocator import tune_allocator
 
-    tune_allocator()  # keep freed activations in the process: 1.6x faster separation (zoo_core/allocator.py)
+    tune_allocator()  # keep freed activations in the process (zoo_core/allocator.py; README, Performance)
 
 
 def warn(message: str) -> None:

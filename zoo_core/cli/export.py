@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -36,22 +37,22 @@ def model_for_export(name: str, weights: Optional[Path], stft: Optional[str], in
     return load_model(name), entry
 
 
-def output_path(output: Optional[Path], model: str, fmt: str) -> Path:
+def output_path(output: Optional[str], model: str, fmt: str) -> Path:
     """``-o FILE`` as given; ``-o DIR/`` (or an existing folder) gets the default name inside; no ``-o``: here."""
     from ..registry import split_name
 
     name = split_name(model)[0] + SUFFIXES[fmt]
     if output is None:
         return Path(name)
-    if output.is_dir() or str(output).endswith(("/", "\\")):
-        return output / name
-    return output
+    if output.endswith(("/", os.sep)) or Path(output).is_dir():
+        return Path(output) / name
+    return Path(output)
 
 
 @click.command("export", short_help="Export a model for deployment (TorchScript, AOTInductor).")
 @click.argument("model")
-@output_option(None, "File to write, or a folder to write MODEL.ts.pt / MODEL.pt2 into (created if needed) "
-                     "[default: ./MODEL.ts.pt or ./MODEL.pt2].")
+@output_option(None, "File to write, or a folder to write MODEL.ts.pt / MODEL.pt2 into (created if needed; "
+                     "end it with / if it does not exist yet) [default: ./MODEL.ts.pt or ./MODEL.pt2].", path_type=str)
 @click.option("--format", "fmt", type=click.Choice(sorted(SUFFIXES)), default="torchscript", show_default=True)
 @click.option("--weights", type=click.Path(path_type=Path), help="Export the weights of this file (a checkpoint in "
               "any layout `zoo import` reads, or svs-zoo safetensors) instead of a cached variant.")
@@ -65,7 +66,7 @@ def output_path(output: Optional[Path], model: str, fmt: str) -> Path:
 @click.option("--overlap", type=float, metavar="FRACTION", default=0.25, show_default=True,
               help="Default overlap stored for hosts, a fraction of the segment.")
 def export_command(
-    model: str, output: Optional[Path], fmt: str, weights: Optional[Path], stft: Optional[str], init: bool,
+    model: str, output: Optional[str], fmt: str, weights: Optional[Path], stft: Optional[str], init: bool,
     device: str, freeze: bool, segment: Optional[float], overlap: float,
 ) -> None:
     """Export MODEL[:VARIANT] for deployment: a self-checked TorchScript file or an AOTInductor package.

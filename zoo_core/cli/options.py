@@ -85,8 +85,9 @@ class AliasedOption(click.Option):
         return ", ".join(shown) + (f" {metavar}" if metavar else ""), text
 
 
-def output_option(default: Optional[str], help: str, **kwargs: Any) -> Callable:
-    """``-o/--output PATH`` (the older ``--out`` still works, hidden)."""
+def output_option(default: Optional[str], help: str, path_type: type = Path, **kwargs: Any) -> Callable:
+    """``-o/--output PATH`` (the older ``--out`` still works, hidden). ``path_type=str`` keeps a trailing slash,
+    which says "a folder" where the option may name a file or a folder."""
     return click.option("-o", "--output", "output", cls=AliasedOption, hidden_aliases=("--out",),
-                        type=click.Path(path_type=Path), default=default, show_default=default is not None,
+                        type=click.Path(path_type=path_type), default=default, show_default=default is not None,
                         help=help, **kwargs)

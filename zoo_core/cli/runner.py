@@ -137,15 +137,23 @@ def _start_worker(model_name: str, device: str, precision: str, threads: int, me
     from ..allocator import tune_allocator
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    handle_sigterm()  # the main process stops workers with SIGTERM: clean up half-written files first
     tune_allocator()
     torch.set_num_threads(threads)
     _worker["model"] = load_for_inference(model_name, device, precision)
     _worker["messages"] = messages
+    signal.signal(signal.SIGTERM, _worker_sigterm)
+
+
+def _worker_sigterm(signum, frame) -> None:
+    """The main process stops us: mid-item, unwind so the item's half-written files are removed; else just go."""
+    if _worker.get("busy"):
+        raise Terminated()
+    os._exit(143)
 
 
 def _work_in_worker(work: Work, key: int, item: Any) -> tuple[Any, Optional[tuple[str, int]]]:
     messages = _worker["messages"]
+    _worker["busy"] = True
     try:
         result = work(
             _worker["model"],
@@ -156,6 +164,10 @@ def _work_in_worker(work: Work, key: int, item: Any) -> tuple[Any, Optional[tupl
         return result, None
     except ZooError as exc:  # sent back as text: exceptions lose their exit code when pickled
         return None, (str(exc), exc.exit_code)
+    except Terminated:  # stopped by the main process; the outputs were removed on the way here
+        os._exit(143)
+    finally:
+        _worker["busy"] = False
 
 
 def run_items(

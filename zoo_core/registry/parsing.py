@@ -25,44 +25,17 @@ from ..model import StftSettings
 from .schema import ModelEntry, WeightVariant
 
 Fields = dict[str, tuple[tuple[type, ...], str]]  # field -> (types, description); anything else is a typo
-_INT, _NUM, _STR, _BOOL, _LIST, _TABLE = (int,), (int, float), (str,), (bool,), (list,), (dict,)
-_MODEL_FIELDS: Fields = {
-    "block": (_STR, "a string"),
-    "description": (_STR, "a string"),
-    "stems": (_LIST, "a list of stem names"),
-    "target": (_STR, "a string"),  # a single stem: the same as stems = [target]
-    "parameters": (_INT, "an integer"),
-    "paper_sdr": (_NUM, "a number"),
-    "paper": (_STR, "a string"),
-    "notes": (_STR, "a string"),
-    "default_variant": (_STR, "a string"),
-    "architecture": (_TABLE, "a table"),
-    "block_args": (_TABLE, "a table"),
-    "stft": (_TABLE, "a table"),
-    "variants": (_TABLE, "a table"),
-}
-_STFT_FIELDS: Fields = {
-    "n_fft": (_INT, "an integer"),
-    "hop_length": (_INT, "an integer"),
-    "frames": (_INT, "an integer"),
-    "center": (_BOOL, "true or false"),
-    "sample_rate": (_INT, "an integer"),
-    "bins": (_INT, "an integer"),
-}
-_VARIANT_FIELDS: Fields = {
-    "url": (_STR, "a string"),
-    "file": (_STR, "a string"),
-    "git_sha1": (_STR, "a string"),
-    "sha256": (_STR, "a string"),
-    "bytes": (_INT, "an integer"),
-    "format": (_STR, "a string"),
-    "layout": (_STR, "a string"),
-    "license": (_STR, "a string"),
-    "origin": (_STR, "a string"),
-    "paper_sdr": (_NUM, "a number"),
-    "notes": (_STR, "a string"),
-    "stft": (_TABLE, "a table"),
-}
+_INT, _NUM, _STR = ((int,), "an integer"), ((int, float), "a number"), ((str,), "a string")
+_BOOL, _LIST, _TABLE = ((bool,), "true or false"), ((list,), "a list"), ((dict,), "a table")
+_MODEL_FIELDS: Fields = dict(
+    block=_STR, description=_STR, stems=_LIST, target=_STR, parameters=_INT, paper_sdr=_NUM, paper=_STR,
+    notes=_STR, default_variant=_STR, architecture=_TABLE, block_args=_TABLE, stft=_TABLE, variants=_TABLE,
+)  # target: a single stem, the same as stems = [target]
+_STFT_FIELDS: Fields = dict(n_fft=_INT, hop_length=_INT, frames=_INT, center=_BOOL, sample_rate=_INT, bins=_INT)
+_VARIANT_FIELDS: Fields = dict(
+    url=_STR, file=_STR, git_sha1=_STR, sha256=_STR, bytes=_INT, format=_STR, layout=_STR, license=_STR,
+    origin=_STR, paper_sdr=_NUM, notes=_STR, stft=_TABLE,
+)
 
 
 class _LineIndex:

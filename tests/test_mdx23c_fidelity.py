@@ -1,0 +1,161 @@
+"""TFC-TDF-UNet v3 (MDX23C) against golden outputs of the reference implementation.
+
+Provenance of the expected values (``tests/fixtures/mdx23c/*.npz``): the reference ``TFC_TDF_net`` of
+ZFTurbo/Music-Source-Separation-Training (``models/mdx23c_tfc_tdf_v3.py``, MIT; commit recorded in each JSON)
+was built from ``configs/config_vocals_mdx23c.yaml`` (2 stems; UVR's ``model_2_stem_full_band_8k.yaml`` of
+MDX23C-8KFFT-InstVoc_HQ has the same architecture) and ``configs/config_musdb18_mdx23c.yaml`` (4 stems),
+loaded with the deterministic weights of `reference_weights`, and run in fp32 (``eval()``, inference mode) on
+the first 261,120 samples (one training window, 256 frames) of the mixture (stream 0) of the MUSDB18 clip
+``The Easton Ellises - Falcon 69.stem.mp4``, decoded with ``zoo_core.audio.read_audio``. Its waveform output
+``[stems, 2, 261120]`` is stored as int16 times ``scale`` = peak / 32767 (rounding error ≤ peak / 65534).
+The reference code is not needed here: each JSON holds the weight rule, its seed and the reference's key list.
+
+svs-zoo's network gets the same weights through ``convert.from_reference`` and the STFT/iSTFT is done here the
+way the reference does it (periodic Hann, n_fft 8192, hop 1024, centred with reflect padding, the lowest 4096
+bins in, zeros above them before the inverse). The outputs must agree within 1e-4 of the expected peak.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from zoo_core.audio import read_audio
+from zoo_tfc_tdf_v3.convert import from_reference, network_kwargs, to_reference_key
+from zoo_tfc_tdf_v3.network import TFCTDFv3Net, optimize_v3
+
+FIXTURES = Path(__file__).parent / "fixtures" / "mdx23c"
+CONFIGURATIONS = ("tfc-tdf-v3-2stem", "tfc-tdf-v3-4stem")
+TOLERANCE = 1e-4  # of the expected output's peak
+# trainable parameters of the reference construction (TFC_TDF_net with the configs above), verified by counting
+PARAMETERS = {"tfc-tdf-v3-2stem": 111_990_272, "tfc-tdf-v3-4stem": 111_994_368}
+
+
+def fixture(name: str) -> dict:
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def reference_weights(spec: dict) -> dict[str, torch.Tensor]:
+    """The fixture's weights under the reference names, from ``spec["weights"]`` and ``spec["keys"]``.
+
+    One ``numpy.random.default_rng(seed)``; for every key in the stored order one draw
+    ``z = rng.standard_normal(shape)`` (float64), then
+    - tensors of 2 or more dimensions (convolutions, linear layers): ``z * gain / sqrt(fan_in)`` with
+      ``fan_in = prod(shape[1:])``;
+    - ``*.weight`` of 1 dimension (norm scale): ``1 + 0.1 z``; ``*.bias``: ``0.1 z``;
+    - BatchNorm ``running_mean``: ``0.1 z``; ``running_var``: ``1 + 0.1 |z|``; ``num_batches_tracked``: 0, no draw;
+    cast to float32.
+    """
+    rule = spec["weights"]
+    rng = np.random.default_rng(rule["seed"])
+    gain = rule["gain"]
+    tensors = {}
+    for key, shape in spec["keys"]:
+        if key.endswith("num_batches_tracked"):
+            tensors[key] = torch.tensor(0, dtype=torch.int64)
+            continue
+        z = rng.standard_normal(shape)
+        if len(shape) >= 2:
+            value = z * (gain / math.sqrt(math.prod(shape[1:])))
+        elif key.endswith("running_var"):
+            value = 1.0 + 0.1 * np.abs(z)
+        elif key.endswith(".weight"):
+            value = 1.0 + 0.1 * z
+        else:  # bias, running_mean
+            value = 0.1 * z
+        tensors[key] = torch.from_numpy(value.astype(np.float32))
+    return tensors
+
+
+def build(spec: dict, **overrides) -> TFCTDFv3Net:
+    return TFCTDFv3Net(**{**network_kwargs(spec["config"]), **overrides})
+
+
+def separate(network: torch.nn.Module, mixture: torch.Tensor, audio: dict) -> torch.Tensor:
+    """``[2, N]`` waveform → ``[stems, 2, N]`` with the reference's STFT framing around the network."""
+    n_fft, hop, bins = audio["n_fft"], audio["hop_length"], audio["dim_f"]
+    window = torch.hann_window(n_fft, periodic=True)
+    spec = torch.stft(mixture, n_fft, hop, window=window, center=True, pad_mode="reflect", return_complex=True)
+    channels, _, frames = spec.shape
+    # [2, F, T] complex -> [1, 4, bins, T] ordered [Re L, Im L, Re R, Im R]
+    image = torch.view_as_real(spec[:, :bins]).permute(0, 3, 1, 2).reshape(1, 2 * channels, bins, frames)
+    with torch.inference_mode():
+        stems = network(image)[0]
+    stems = stems.reshape(-1, channels, 2, bins, frames).permute(0, 1, 3, 4, 2)
+    full = torch.zeros(stems.shape[0], channels, n_fft // 2 + 1, frames, 2)
+    full[:, :, :bins] = stems
+    waveform = torch.istft(
+        torch.view_as_complex(full.flatten(0, 1).contiguous()), n_fft, hop, window=window, center=True,
+        length=mixture.shape[-1],
+    )
+    return waveform.reshape(-1, channels, mixture.shape[-1])
+
+
+@pytest.mark.parametrize("name", CONFIGURATIONS)
+def test_parameter_count_is_the_references(name):
+    spec = fixture(name)
+    with torch.device("meta"):
+        network = build(spec)
+    count = sum(p.numel() for p in network.parameters() if p.requires_grad)
+    assert count == PARAMETERS[name] == spec["trainable_parameters"]
+
+
+@pytest.mark.parametrize("name", CONFIGURATIONS)
+@pytest.mark.parametrize("wrapper", ["plain", "lightning"])
+def test_reference_state_dict_imports_with_no_key_missing_or_unexpected(name, wrapper):
+    spec = fixture(name)
+    with torch.device("meta"):
+        network = build(spec)
+        checkpoint = {key: torch.empty(shape) for key, shape in spec["keys"]}
+    if wrapper == "lightning":
+        checkpoint = {"state_dict": {f"model.{key}": value for key, value in checkpoint.items()}}
+    converted = from_reference(checkpoint)
+    expected = {key: tuple(value.shape) for key, value in network.state_dict().items()}
+    assert {key: tuple(value.shape) for key, value in converted.items()} == expected
+    network.load_state_dict(converted, strict=True)
+    assert sorted(to_reference_key(key) for key in expected) == sorted(key for key, _ in spec["keys"])
+
+
+def test_tiny_network_scripts_plain_and_optimised():
+    torch.manual_seed(0)
+    network = TFCTDFv3Net(stems=2, bins=256, channels=8, growth=8, levels=2).eval()
+    image = torch.randn(1, 4, 256, 16)
+    with torch.inference_mode():
+        expected = network(image)
+        plain = torch.jit.script(network)(image)
+        optimised = torch.jit.script(optimize_v3(network))(image)
+    assert network.time_factor == 4
+    assert expected.shape == (1, 2, 4, 256, 16)
+    torch.testing.assert_close(plain, expected)
+    torch.testing.assert_close(optimised, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CONFIGURATIONS)
+def test_matches_the_reference_output(name, clip_path):
+    spec = fixture(name)
+    source = spec["audio"]
+    mixture, rate = read_audio(clip_path.parent / source["file"], stream=source["stream"])
+    assert rate == source["sample_rate"]
+    mixture = torch.from_numpy(np.ascontiguousarray(mixture[:, : source["first_samples"]]))
+    input_matches = hashlib.sha256(mixture.numpy().tobytes()).hexdigest() == source["sha256_float32"]
+
+    stored = np.load(FIXTURES / spec["output"]["file"])["output"]
+    expected = torch.from_numpy(stored.astype(np.float32)) * spec["output"]["scale"]
+    peak = spec["output"]["peak"]
+
+    torch.manual_seed(0)
+    network = build(spec).eval()
+    network.load_state_dict(from_reference(reference_weights(spec)), strict=True)
+    for variant, model in (("plain", network), ("optimize_v3", optimize_v3(network))):
+        error = (separate(model, mixture, spec["config"]["audio"]) - expected).abs().max().item()
+        assert error <= TOLERANCE * peak, (
+            f"{name} ({variant}): max |ours - reference| = {error:.3g} = {error / peak:.3g} of peak"
+            + ("" if input_matches else "; the decoded clip differs from the one the fixture was made from")
+        )
