@@ -40,6 +40,21 @@ def state_dict_reference() -> Path:
     return _require(STATE_DICT_REFERENCE)
 
 
+@pytest.fixture(scope="session")
+def tdc17(weights_mirror):
+    """tdc-17 with the authors' top1 weights, as `zoo` runs it (`zoo_core.inference.optimize`), in eval mode."""
+    import torch
+
+    import zoo_core
+    from zoo_core.inference import optimize
+
+    model = zoo_core.create_model("tdc-17:top1")
+    state = torch.load(weights_mirror / "cac_tdc_17_vocals_top1.pt", map_location="cpu", weights_only=True)
+    model.unet.load_state_dict(state)
+    model.weights_info = {"model": "tdc-17", "variant": "top1"}  # as load_model records it
+    return optimize(model.eval())
+
+
 @pytest.fixture(autouse=True)
 def _isolated_zoo_home(tmp_path_factory, monkeypatch):
     """Every test gets its own empty weights cache and no network, unless it sets them itself."""

@@ -152,3 +152,35 @@ def test_host_rejects_bad_input_with_one_message(host_binary, torchscript_artifa
         assert result.returncode == 2, (message, result.stderr)
         assert message in result.stderr and result.stderr.startswith("error: ")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_host_usage_help_and_bad_arguments(host_binary, tmp_path):
+    helped = subprocess.run([str(host_binary), "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: zoo_host") and "--verbose" in helped.stdout
+    missing = subprocess.run([str(host_binary), "model.ts.pt"], capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.startswith("error: expected MODEL, INPUT.wav and OUTPUT_DIR, got 1 argument(s)")
+
+
+@pytest.mark.slow
+def test_host_writes_every_stem_of_a_four_stem_v3_model(host_binary, clip_wav, tmp_path):
+    """TFC-TDF-UNet v3 (4 stems, the lowest 2048 bins kept): the TorchScript file from `zoo export` writes one WAV
+    per stem named in its metadata, each equal to Python's chunked separation."""
+    torch.manual_seed(5)
+    model = zoo_core.create_model("tfc-tdf-v3-small").eval()
+    path = tmp_path / "v3.ts.pt"
+    export_torchscript(model, zoo_core.get_entry("tfc-tdf-v3-small"), path, check_lengths=[2049, 3079, 20000])
+    audio, _ = soundfile.read(clip_wav, dtype="float32", always_2d=True)
+    artifact = SeparatorArtifact(model, *SeparationOptions().geometry(model))
+    with torch.no_grad():
+        expected = artifact.separate_chunked(torch.from_numpy(audio.T.copy())[None], artifact.segment_samples,
+                                             artifact.overlap_samples, BATCH_SIZE)[0]
+    result = run_host(host_binary, path, clip_wav, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    stems = ["vocals", "bass", "drums", "other"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(f"{stem}.wav" for stem in stems)
+    for index, stem in enumerate(stems):
+        written, _ = soundfile.read(tmp_path / "out" / f"{stem}.wav", dtype="float32", always_2d=True)
+        difference = (torch.from_numpy(written.T.copy()) - expected[index]).abs().max().item()
+        assert difference < TOLERANCE, f"{stem}: max abs difference {difference}"

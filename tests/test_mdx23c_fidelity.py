@@ -10,9 +10,11 @@ the first 261,120 samples (one training window, 256 frames) of the mixture (stre
 ``[stems, 2, 261120]`` is stored as int16 times ``scale`` = peak / 32767 (rounding error ≤ peak / 65534).
 The reference code is not needed here: each JSON holds the weight rule, its seed and the reference's key list.
 
-svs-zoo's network gets the same weights through ``convert.from_reference`` and the STFT/iSTFT is done here the
-way the reference does it (periodic Hann, n_fft 8192, hop 1024, centred with reflect padding, the lowest 4096
-bins in, zeros above them before the inverse). The outputs must agree within 1e-4 of the expected peak.
+svs-zoo's registry model (``mdx23c-vocals``, ``mdx23c-musdb18``) gets the same weights through the public
+importer's conversion (the architecture's converter recognises the reference naming) and separates the window
+with its own framing (periodic Hann, n_fft 8192, hop 1024, centred with reflect padding, the lowest 4096 bins
+in, zeros above them before the inverse) — the whole path ``zoo separate`` takes, once plain and once through
+``zoo_core.inference.optimize``. The outputs must agree within 1e-4 of the expected peak.
 """
 
 from __future__ import annotations
@@ -26,12 +28,17 @@ import numpy as np
 import pytest
 import torch
 
+import zoo_core
 from zoo_core.audio import read_audio
+from zoo_core.inference import optimize
+from zoo_core.registry import architecture_for, get_entry
+from zoo_core.weights.convert import convert
 from zoo_tfc_tdf_v3.convert import from_reference, network_kwargs, to_reference_key
 from zoo_tfc_tdf_v3.network import TFCTDFv3Net, optimize_v3
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mdx23c"
 CONFIGURATIONS = ("tfc-tdf-v3-2stem", "tfc-tdf-v3-4stem")
+REGISTRY_MODEL = {"tfc-tdf-v3-2stem": "mdx23c-vocals", "tfc-tdf-v3-4stem": "mdx23c-musdb18"}
 TOLERANCE = 1e-4  # of the expected output's peak
 # trainable parameters of the reference construction (TFC_TDF_net with the configs above), verified by counting
 PARAMETERS = {"tfc-tdf-v3-2stem": 111_990_272, "tfc-tdf-v3-4stem": 111_994_368}
@@ -77,26 +84,6 @@ def build(spec: dict, **overrides) -> TFCTDFv3Net:
     return TFCTDFv3Net(**{**network_kwargs(spec["config"]), **overrides})
 
 
-def separate(network: torch.nn.Module, mixture: torch.Tensor, audio: dict) -> torch.Tensor:
-    """``[2, N]`` waveform → ``[stems, 2, N]`` with the reference's STFT framing around the network."""
-    n_fft, hop, bins = audio["n_fft"], audio["hop_length"], audio["dim_f"]
-    window = torch.hann_window(n_fft, periodic=True)
-    spec = torch.stft(mixture, n_fft, hop, window=window, center=True, pad_mode="reflect", return_complex=True)
-    channels, _, frames = spec.shape
-    # [2, F, T] complex -> [1, 4, bins, T] ordered [Re L, Im L, Re R, Im R]
-    image = torch.view_as_real(spec[:, :bins]).permute(0, 3, 1, 2).reshape(1, 2 * channels, bins, frames)
-    with torch.inference_mode():
-        stems = network(image)[0]
-    stems = stems.reshape(-1, channels, 2, bins, frames).permute(0, 1, 3, 4, 2)
-    full = torch.zeros(stems.shape[0], channels, n_fft // 2 + 1, frames, 2)
-    full[:, :, :bins] = stems
-    waveform = torch.istft(
-        torch.view_as_complex(full.flatten(0, 1).contiguous()), n_fft, hop, window=window, center=True,
-        length=mixture.shape[-1],
-    )
-    return waveform.reshape(-1, channels, mixture.shape[-1])
-
-
 @pytest.mark.parametrize("name", CONFIGURATIONS)
 def test_parameter_count_is_the_references(name):
     spec = fixture(name)
@@ -104,6 +91,24 @@ def test_parameter_count_is_the_references(name):
         network = build(spec)
     count = sum(p.numel() for p in network.parameters() if p.requires_grad)
     assert count == PARAMETERS[name] == spec["trainable_parameters"]
+
+
+# the registry's v3 entries, counted by the reference construction (ZFTurbo's TFC_TDF_net with each config;
+# tfc-tdf-v3-small with svs-zoo's small configuration: n_fft 4096, dim_f 2048, 4 subbands, 16 channels and growth,
+# 4 scales, 1 block per scale, bottleneck 4, 4 instruments)
+REGISTRY_PARAMETERS = {
+    "mdx23c-vocals": 111_990_272,
+    "mdx23c-musdb18": 111_994_368,
+    "mdx23c-instvoc-hq": 111_990_272,
+    "tfc-tdf-v3-small": 926_912,
+}
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY_PARAMETERS))
+def test_registry_entries_count_what_the_reference_builds(name):
+    with torch.device("meta"):
+        model = zoo_core.create_model(name)
+    assert zoo_core.count_parameters(model) == REGISTRY_PARAMETERS[name] == get_entry(name).parameters
 
 
 @pytest.mark.parametrize("name", CONFIGURATIONS)
@@ -138,7 +143,7 @@ def test_tiny_network_scripts_plain_and_optimised():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", CONFIGURATIONS)
-def test_matches_the_reference_output(name, clip_path):
+def test_the_registry_model_matches_the_reference_output(name, clip_path):
     spec = fixture(name)
     source = spec["audio"]
     mixture, rate = read_audio(clip_path.parent / source["file"], stream=source["stream"])
@@ -150,11 +155,18 @@ def test_matches_the_reference_output(name, clip_path):
     expected = torch.from_numpy(stored.astype(np.float32)) * spec["output"]["scale"]
     peak = spec["output"]["peak"]
 
-    torch.manual_seed(0)
-    network = build(spec).eval()
-    network.load_state_dict(from_reference(reference_weights(spec)), strict=True)
-    for variant, model in (("plain", network), ("optimize_v3", optimize_v3(network))):
-        error = (separate(model, mixture, spec["config"]["audio"]) - expected).abs().max().item()
+    entry = get_entry(REGISTRY_MODEL[name])
+    converted = convert(reference_weights(spec), name, architecture_for(entry).convert)
+    assert converted.layout == "mdx23c"
+    model = zoo_core.create_model(entry).eval()
+    model.unet.load_state_dict(converted.tensors, strict=True)
+    instruments = spec["config"]["training"]["instruments"]
+    # the checkpoint's order; the 2-stem config's "other" is everything but the vocals
+    assert model.stems == (instruments if len(instruments) == 4 else ["vocals", "instrumental"])
+    for variant, separator in (("plain", model), ("optimize", optimize(model))):
+        with torch.inference_mode():
+            estimate = separator(mixture[None])[0]
+        error = (estimate - expected).abs().max().item()
         assert error <= TOLERANCE * peak, (
             f"{name} ({variant}): max |ours - reference| = {error:.3g} = {error / peak:.3g} of peak"
             + ("" if input_matches else "; the decoded clip differs from the one the fixture was made from")

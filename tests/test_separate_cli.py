@@ -68,7 +68,7 @@ def test_bad_files_fail_one_line_each_and_the_rest_is_separated(zoo, tmp_path, c
     assert _leftovers(tmp_path) == []
 
 
-def test_existing_outputs_need_force_and_json_summarises(zoo, tmp_path):
+def test_a_rerun_skips_what_the_manifest_records_and_other_outputs_need_force(zoo, tmp_path):
     source = tmp_path / "song.wav"
     _write_noise(source, 20_000, 2, rate=48000)
     out = tmp_path / "out"
@@ -81,8 +81,15 @@ def test_existing_outputs_need_force_and_json_summarises(zoo, tmp_path):
     assert sf.info(entry["outputs"]["vocals"]).subtype == "PCM_24"
     outputs = {stem: Path(path) for stem, path in entry["outputs"].items()}
     before = {stem: path.read_bytes() for stem, path in outputs.items()}
-    again = zoo("separate", source, "-o", out, "-q")
-    assert again.exit_code == 2 and "--force" in again.stderr
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in records] == ["started", "done"] and records[1]["model"] == "tdc-17:top1"
+    assert records[1]["outputs"]["vocals"] == str((out / "tdc-17_top1" / "song" / "vocals.wav").absolute())
+    written = Path(entry["outputs"]["vocals"]).stat().st_mtime_ns
+    again = zoo("separate", source, "-o", out, "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["skipped"] == [str(source)], again.stderr
+    assert "skipping 1 of 1 files" in again.stderr and Path(entry["outputs"]["vocals"]).stat().st_mtime_ns == written
+    unrecorded = zoo("separate", source, "-o", out, "-q", "--manifest", tmp_path / "other.jsonl")
+    assert unrecorded.exit_code == 2 and "--force" in unrecorded.stderr
     assert {stem: path.read_bytes() for stem, path in outputs.items()} == before  # left alone
     forced = zoo("separate", source, "-o", out, "-q", "--force", "--segment", "0.5", "--overlap", "0.5")
     assert forced.exit_code == 0, forced.stderr
@@ -91,8 +98,8 @@ def test_existing_outputs_need_force_and_json_summarises(zoo, tmp_path):
     expected = separate(load_for_inference("tdc-17", "cpu"), mixture, 48000, segment=0.5, overlap=0.5)
     for stem, path in outputs.items():
         assert sf.info(path).subtype == "FLOAT"
-        written = sf.read(path, dtype="float32", always_2d=True)[0].T
-        assert np.array_equal(written, expected[stem].numpy()), stem
+        rewritten = sf.read(path, dtype="float32", always_2d=True)[0].T
+        assert np.array_equal(rewritten, expected[stem].numpy()), stem
 
 
 def test_bad_options_are_one_line_errors(zoo, tmp_path):
@@ -120,3 +127,6 @@ def test_jobs_separate_files_in_parallel_processes(zoo, tmp_path):
     assert sorted(entry["track"] for entry in separated) == ["song0", "song1"]
     for entry in separated:
         assert sf.info(entry["outputs"]["accompaniment"]).frames == 10_000
+    statuses = [(Path(r["input"]).name, r["status"]) for r in map(json.loads, (tmp_path / "out" / "manifest.jsonl").open())]
+    for name in ("song0.flac", "song1.flac"):  # the main process records what the workers do
+        assert [status for n, status in statuses if n == name] == ["started", "done"]

@@ -44,9 +44,9 @@ class NetworkContext:
         return self.block_type.create(ctx, self.block_args)
 
 
-# an original checkpoint's state_dict → (the same tensors under our names, the layout's name), or None when the
-# checkpoint is not in a layout of this family
-Converter = Callable[[Mapping[str, Tensor]], Optional[tuple[dict[str, Tensor], str]]]
+# an original checkpoint as loaded (a state_dict, or wrapped in a dict) → (its tensors under our names, the
+# layout's name), or None when the checkpoint is not in a layout of this family
+Converter = Callable[[Any], Optional[tuple[dict[str, Tensor], str]]]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,9 @@ class Architecture(Built):
                  layout; None when it is not one of the family's
     initialise:  optional ``initialise(network)``: the family's own initialisation for training from scratch
                  (PyTorch's defaults without it)
+    optimize:    optional ``optimize(network, dtype, portable) -> network``: an exact, faster inference copy, in
+                 place of `zoo_core.inference.optimize`'s generic rewrite (BatchNorm folding, channels-last);
+                 with ``portable`` (exported files) only what runs on every device and host
     description: one line for ``zoo list`` / ``zoo info``
     """
 
@@ -73,6 +76,7 @@ class Architecture(Built):
     describe: Optional[Callable[[nn.Module], dict]] = None
     convert: Optional[Converter] = None
     initialise: Optional[Callable[[nn.Module], None]] = None
+    optimize: Optional[Callable[[nn.Module, Any], nn.Module]] = None
     description: str = ""
     plugin: str = ""  # filled in by the plugin manager
 

@@ -15,6 +15,8 @@ from typing import List
 import torch
 from torch import Tensor
 
+DEFAULT_OVERLAP = 0.25  # fraction of a segment shared with the next, unless a model's entry says otherwise
+
 
 def segment_starts(total: int, segment: int, overlap: int) -> List[int]:
     """Start offsets of the segments that cover ``total`` samples."""

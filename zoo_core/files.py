@@ -1,4 +1,5 @@
-"""Writing files so that nothing a user had is lost or half-written: the one way svs-zoo writes a file.
+"""Writing files so that nothing a user had is lost or half-written: the one way svs-zoo writes a file (and
+appends a line to a manifest, `append_line`).
 
 `atomic_path(path)` yields a hidden temporary name; whatever the block writes there is moved to ``path`` with
 one ``os.replace`` when the block succeeds, and removed when it fails or is interrupted (Ctrl-C, SIGTERM: the
@@ -96,3 +97,22 @@ def write_bytes_atomically(path: Path, data: bytes) -> None:
 
 def write_text_atomically(path: Path, text: str) -> None:
     write_bytes_atomically(path, text.encode("utf-8"))
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line to a log-like file (a manifest): the whole line goes in one ``write`` on a file opened
+    for appending, so concurrent appenders on a local disk never interleave and a crash can tear only the last
+    line (readers skip a torn line). The file and its folders are created on the first line."""
+    path = Path(path)
+    data = (line.rstrip("\n") + "\n").encode("utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            written = os.write(descriptor, data)
+        finally:
+            os.close(descriptor)
+    except OSError as exc:
+        raise ZooError(f"cannot append to {path}: {exc.strerror or exc}", exit_code=1) from None
+    if written != len(data):
+        raise ZooError(f"cannot append to {path}: only {written} of {len(data)} bytes were written", exit_code=1)

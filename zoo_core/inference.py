@@ -92,7 +92,7 @@ class DenseUnit(nn.Module):
         self.padding: list[int] = [conv.kernel_size[0] // 2, conv.kernel_size[1] // 2]
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.fuse_relu:
+        if self.fuse_relu and x.is_cpu:  # a CPU kernel: an exported file may run on CUDA too
             return torch.ops.mkldnn._convolution_pointwise(
                 x, self.conv.weight, self.conv.bias, self.padding, [1, 1], [1, 1], 1, "relu", [], ""
             )
@@ -219,12 +219,29 @@ def _fold_sequential(sequence: nn.Sequential) -> None:
             sequence[index + 1] = nn.Identity()
 
 
+def _architecture_rewrite(model: SeparationModel):
+    """The ``optimize`` of the architecture ``model`` was built with, if it has one."""
+    name = getattr(model, "architecture_name", None)
+    if name is None:
+        return None
+    from .registry import get_catalogue
+
+    architecture = get_catalogue().architectures.get(name)
+    return architecture.optimize if architecture is not None else None
+
+
 def optimize(
-    model: SeparationModel, dtype: torch.dtype = torch.float32, channels_last: Optional[bool] = None
+    model: SeparationModel,
+    dtype: torch.dtype = torch.float32,
+    channels_last: Optional[bool] = None,
+    portable: bool = False,
 ) -> SeparationModel:
     """An inference-only copy of ``model`` (eval mode, no gradients needed); see the module docstring.
 
-    ``channels_last`` defaults to True on CPU. The original model is left untouched.
+    An architecture that brings its own exact rewrite (`zoo_core.architectures.Architecture.optimize`) gets that
+    instead of the generic one, and no channels-last layout unless asked for. ``channels_last`` defaults to True
+    on CPU for the generic rewrite. ``portable`` (what exporters ask for) keeps only rewrites that run on every
+    device and host. The original model is left untouched.
     """
     if not isinstance(model, SeparationModel):
         raise ZooError(f"optimize() takes a SeparationModel, got {type(model).__name__}")
@@ -232,6 +249,13 @@ def optimize(
         raise ZooError(f"unsupported dtype {dtype}; choose torch.float32 or torch.bfloat16")
     fast = copy.deepcopy(model).eval()
     device = next(fast.parameters()).device
+    own = _architecture_rewrite(model)
+    if own is not None:
+        unet = own(fast.unet, dtype, portable).to(dtype=dtype)
+        fast.unet = LayoutAndPrecision(unet, dtype, bool(channels_last))
+        for parameter in fast.parameters():
+            parameter.requires_grad_(False)
+        return fast
     if channels_last is None:
         channels_last = device.type == "cpu"
     # oneDNN's fused convolution + ReLU has a bfloat16 kernel only on CPUs with AVX-512 BF16 (or AVX-NE-CONVERT)

@@ -12,6 +12,8 @@ model that estimates vocals alone (`zoo_core.stems`). The engine needs of ``mode
 ``[batch, 2, samples]`` to get ``[batch, stems, 2, samples]``, and ``sample_rate``, ``hop_length``, ``stems``
 and ``training_segment()``.
 
+``python -m zoo_core.separate`` is `zoo separate` (with ``--distributed`` under torchrun).
+
 ``method="authors"`` instead runs `zoo_core.reproduce.separate_like_authors` (the original chunk-and-trim
 procedure of the ISMIR 2020 code) on the whole track: the path that reproduces the paper's numbers.
 """
@@ -30,12 +32,11 @@ import torch
 from torch import Tensor
 
 from .audio import AtomicWriter, StreamResampler, check_input_path, open_audio, subtype_for, track_name
-from .chunking import overlap_weights, segment_starts
+from .chunking import DEFAULT_OVERLAP, overlap_weights, segment_starts
 from .errors import ZooError
 from .stems import has_complement, output_stems
 
 DEFAULT_MODEL = "tdc-17"  # the one model whose paper weights are reachable offline (ZOO_WEIGHTS_MIRROR)
-DEFAULT_OVERLAP = 0.25
 DEFAULT_BATCH_SIZE = 1  # on CPU a batch of one is fastest and smallest; raise it on a GPU
 METHODS = ("overlap-add", "authors")
 
@@ -46,18 +47,19 @@ Blocks = dict[str, np.ndarray]  # stem -> [frames, channels] float32
 @dataclass(frozen=True)
 class SeparationOptions:
     """How a track is cut: ``segment`` seconds (None: the model's training window), ``overlap`` as a fraction of
-    a segment (both rounded to whole STFT hops, see `geometry`), segments per model call, and the method
-    (``overlap-add`` or ``authors``)."""
+    a segment (None: the model's default, `DEFAULT_OVERLAP` unless its registry entry says otherwise; both rounded
+    to whole STFT hops, see `geometry`), segments per model call, and the method (``overlap-add`` or
+    ``authors``)."""
 
     segment: Optional[float] = None
-    overlap: float = DEFAULT_OVERLAP
+    overlap: Optional[float] = None
     batch_size: int = DEFAULT_BATCH_SIZE
     method: str = "overlap-add"
 
     def validate(self) -> None:
         if self.segment is not None and not self.segment > 0:
             raise ZooError(f"segment must be a positive number of seconds, got {self.segment}")
-        if not 0 <= self.overlap < 1:
+        if self.overlap is not None and not 0 <= self.overlap < 1:
             raise ZooError(f"overlap must be a fraction in [0, 1), got {self.overlap}")
         if self.batch_size < 1:
             raise ZooError(f"batch size must be at least 1, got {self.batch_size}")
@@ -76,7 +78,8 @@ class SeparationOptions:
             if hops < 2:
                 shortest = 2 * hop / model.sample_rate
                 raise ZooError(f"segment {self.segment} s is shorter than this model's minimum of {shortest:.3f} s (two STFT hops)")
-        overlap_hops = min(round(self.overlap * hops), hops - 1)
+        overlap = self.overlap if self.overlap is not None else getattr(model, "default_overlap", DEFAULT_OVERLAP)
+        overlap_hops = min(round(overlap * hops), hops - 1)
         return hops * hop, overlap_hops * hop
 
 
@@ -169,27 +172,74 @@ def separate_blocks(
     exactly as many frames in total, for every stem of `output_stems`. Mono is separated as duplicated stereo and
     the estimates averaged back; other rates are resampled to the model's rate and back (soxr, streaming)."""
     options.validate()
-    if channels not in (1, 2):
-        raise ZooError(f"{channels} channels; only mono and stereo are supported")
     if options.method == "authors":
+        _check_channels(channels)
         yield from _separate_like_authors(model, blocks, sample_rate, channels, progress)
         return
-    engine = OverlapAdd(model, *options.geometry(model), batch_size=options.batch_size)
-    stems = len(model.stems)
-    to_model = StreamResampler(sample_rate, model.sample_rate, 2)
-    from_model = StreamResampler(model.sample_rate, sample_rate, 2 * stems)
-    pairing = _Pairing(model.stems, channels)
+    separator = BlockSeparator(model, sample_rate, channels, options)
     for block in blocks:
-        pairing.add_mixture(block)
-        stereo = block if channels == 2 else np.repeat(block, 2, axis=1)
-        estimates = engine.push(torch.from_numpy(to_model(stereo)).T)
-        yield from pairing.add_estimates(from_model(_interleave(estimates)))
+        estimates = separator.push(block)
+        if _frames(estimates):
+            yield estimates
         if progress is not None:
             progress(block.shape[0])
-    estimates = engine.push(torch.from_numpy(to_model(np.zeros((0, 2), np.float32), last=True)).T)
-    estimates = torch.cat([estimates, engine.finish()], dim=2)
-    yield from pairing.add_estimates(from_model(_interleave(estimates), last=True))
-    yield from pairing.flush()
+    estimates = separator.finish()
+    if _frames(estimates):
+        yield estimates
+
+
+def _check_channels(channels: int) -> None:
+    if channels not in (1, 2):
+        raise ZooError(f"{channels} channels; only mono and stereo are supported")
+
+
+def _frames(blocks: Blocks) -> int:
+    return next(iter(blocks.values())).shape[0]
+
+
+class BlockSeparator:
+    """The overlap-add engine at the input's rate and channel count, fed by `push` as blocks arrive: resampling
+    to the model's rate and back, mono as duplicated stereo, the complement stem. `push` (``[frames,
+    channels]`` float32) and `finish` return ``{stem: [m, channels]}`` for the samples that are now final
+    (``m`` may be 0); concatenated, they hold exactly as many frames as were pushed. `separate_blocks` is a
+    loop over this class; `zoo_core.stream.StreamingSeparator` adds a fixed latency on top."""
+
+    def __init__(self, model, sample_rate: int, channels: int, options: SeparationOptions = SeparationOptions()):
+        options.validate()
+        _check_channels(channels)
+        if options.method != "overlap-add":
+            raise ZooError(f"method {options.method!r} needs the whole track; block-wise separation is overlap-add")
+        self.channels = channels
+        self.stems = output_stems(model.stems)
+        self.engine = OverlapAdd(model, *options.geometry(model), batch_size=options.batch_size)
+        self.to_model = StreamResampler(sample_rate, model.sample_rate, 2)
+        self.from_model = StreamResampler(model.sample_rate, sample_rate, 2 * len(model.stems))
+        self.pairing = _Pairing(model.stems, channels)
+
+    def push(self, block: np.ndarray) -> Blocks:
+        self.pairing.add_mixture(block)
+        stereo = block if self.channels == 2 else np.repeat(block, 2, axis=1)
+        estimates = self.engine.push(torch.from_numpy(self.to_model(stereo)).T)
+        return self._collect(self.pairing.add_estimates(self.from_model(_interleave(estimates))))
+
+    def finish(self) -> Blocks:
+        estimates = self.engine.push(torch.from_numpy(self.to_model(np.zeros((0, 2), np.float32), last=True)).T)
+        estimates = torch.cat([estimates, self.engine.finish()], dim=2)
+        parts = [*self.pairing.add_estimates(self.from_model(_interleave(estimates), last=True)), *self.pairing.flush()]
+        return self._collect(iter(parts))
+
+    def held_frames(self) -> int:
+        """Frames held in the buffers (model input, blend sums, mixture awaiting its estimates): what a long
+        stream must not grow. soxr's own state is fixed by its filter."""
+        engine = self.engine
+        return engine.inputs.shape[-1] + engine.sums.shape[-1] + self.pairing.waiting
+
+    def _collect(self, parts: Iterator[Blocks]) -> Blocks:
+        parts = list(parts)
+        if len(parts) == 1:
+            return parts[0]
+        empty = np.zeros((0, self.channels), np.float32)
+        return {stem: np.concatenate([empty, *(p[stem] for p in parts)]) for stem in self.stems}
 
 
 def _interleave(estimates: Tensor) -> np.ndarray:
@@ -276,7 +326,7 @@ def separate(
     sample_rate: int,
     *,
     segment: Optional[float] = None,
-    overlap: float = DEFAULT_OVERLAP,
+    overlap: Optional[float] = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     method: str = "overlap-add",
 ) -> dict[str, Tensor]:
@@ -287,7 +337,7 @@ def separate(
         waveform: ``[channels, samples]`` or ``[batch, channels, samples]``, mono or stereo, any length.
         sample_rate: the waveform's rate; other rates than the model's are resampled there and back.
         segment: segment length in seconds (default: the model's training window).
-        overlap: fraction of a segment shared with the next one (linear cross-fade).
+        overlap: fraction of a segment shared with the next one (linear cross-fade); None: the model's default.
         batch_size: segments per model call.
         method: ``"overlap-add"`` (default) or ``"authors"`` (the original ISMIR 2020 chunk-and-trim).
 
@@ -358,6 +408,14 @@ def model_folder(model) -> str:
     return name.replace(":", "_")  # a colon is not portable in a file name
 
 
+def model_label(model) -> str:
+    """``<model>:<variant>`` of the weights a model holds (``tdc-17:top1``), as the manifest records it."""
+    info = getattr(model, "weights_info", None) or {}
+    if info.get("model"):
+        return f"{info['model']}:{info['variant']}" if info.get("variant") else str(info["model"])
+    return str(getattr(model, "entry_name", "") or "model")
+
+
 def choose_stems(model, stems: Optional[Sequence[str]]) -> list[str]:
     """The stems to write: all of them, or those named (in the model's order); unknown names are an error."""
     available = output_stems(model.stems)
@@ -419,8 +477,15 @@ def separate_file(
             for stem, writer in writers.items():
                 writer.write(blocks[stem])
             frames += next(iter(blocks.values())).shape[0]
-        for writer in writers.values():
-            writer.commit()
+        committed: list[Path] = []
+        try:
+            for writer in writers.values():
+                writer.commit()
+                committed.append(writer.path)
+        except BaseException:  # all stems or none: a kill between two renames must not leave half a set
+            for done in committed:
+                done.unlink(missing_ok=True)
+            raise
         warnings = [
             f"{writer.path}: {writer.clipped} samples beyond ±1 were clipped by the {bits or '24'}-bit format; "
             "use --bits float (WAV) to keep them"
@@ -437,3 +502,14 @@ def separate_file(
         path, track_name(path), outputs, reader.sample_rate, reader.channels, frames, time.perf_counter() - started,
         warnings,
     )
+
+
+if __name__ == "__main__":  # python -m zoo_core.separate: `zoo separate`, sharing the inputs under torchrun
+    import sys
+
+    from zoo_core.cli import run_command
+
+    arguments = sys.argv[1:]
+    if "WORLD_SIZE" in os.environ and "--distributed" not in arguments:
+        arguments.append("--distributed")
+    run_command("separate", arguments, prog_name="python -m zoo_core.separate")

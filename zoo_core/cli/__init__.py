@@ -23,6 +23,7 @@ COMMANDS = {
     "pull": "weights:pull_command",
     "import": "weights:import_command",
     "separate": "separate:separate_command",
+    "stream": "stream:stream_command",
     "eval": "evaluate:eval_command",
     "demo": "demo:demo_command",
     "export": "export:export_command",
@@ -43,29 +44,35 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(f"{__name__}.{module_name}"), attribute)
 
     def main(self, *args, **kwargs):
-        from .runner import Terminated, handle_sigterm
+        return run_guarded(lambda: super(LazyGroup, self).main(*args, standalone_mode=False, **kwargs))
 
-        handle_sigterm()
-        try:
-            return super().main(*args, standalone_mode=False, **kwargs)
-        except click.exceptions.Exit as exc:  # --help, --version
-            sys.exit(exc.exit_code)
-        except click.UsageError as exc:
-            command = exc.ctx.command_path if exc.ctx is not None else "zoo"
-            click.echo(f"error: {exc.format_message()} (see '{command} --help')", err=True)
-            sys.exit(exc.exit_code)
-        except click.ClickException as exc:
-            click.echo(f"error: {exc.format_message()}", err=True)
-            sys.exit(exc.exit_code)
-        except ZooError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except (KeyboardInterrupt, click.exceptions.Abort):
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-        except Terminated:
-            click.echo("terminated", err=True)
-            sys.exit(143)
+
+def run_guarded(call):
+    """Run a click entry point the way every zoo command runs: SIGTERM unwinds, and user errors, Ctrl-C and
+    SIGTERM become one line on stderr and an exit code instead of a traceback."""
+    from .runner import Terminated, handle_sigterm
+
+    handle_sigterm()
+    try:
+        return call()
+    except click.exceptions.Exit as exc:  # --help, --version
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "zoo"
+        click.echo(f"error: {exc.format_message()} (see '{command} --help')", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except ZooError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Terminated:
+        click.echo("terminated", err=True)
+        sys.exit(143)
 
 
 @click.group(name="zoo", cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -78,6 +85,16 @@ def main() -> None:
     from ..allocator import tune_allocator
 
     tune_allocator()  # keep freed activations in the process (zoo_core/allocator.py; README, Performance)
+
+
+def run_command(name: str, args: list[str], prog_name: str) -> None:
+    """One command as a program of its own (``python -m zoo_core.separate``), tuned and guarded like ``zoo``."""
+    from ..allocator import tune_allocator
+
+    tune_allocator()
+    command = main.get_command(click.Context(main), name)
+    settings = main.context_settings  # -h and the help width, as under ``zoo``
+    run_guarded(lambda: command.main(args=args, prog_name=prog_name, standalone_mode=False, **settings))
 
 
 def warn(message: str) -> None:

@@ -63,11 +63,11 @@ def output_path(output: Optional[str], model: str, fmt: str) -> Path:
 @click.option("--freeze", is_flag=True, help="Write a TorchScript file frozen for --device, named NAME.frozen-DEVICE.ts.pt.")
 @click.option("--segment", type=float, metavar="SECONDS",
               help="Default segment length stored for hosts [default: the model's training window].")
-@click.option("--overlap", type=float, metavar="FRACTION", default=0.25, show_default=True,
-              help="Default overlap stored for hosts, a fraction of the segment.")
+@click.option("--overlap", type=float, metavar="FRACTION",
+              help="Default overlap stored for hosts, a fraction of the segment [default: the model's].")
 def export_command(
     model: str, output: Optional[str], fmt: str, weights: Optional[Path], stft: Optional[str], init: bool,
-    device: str, freeze: bool, segment: Optional[float], overlap: float,
+    device: str, freeze: bool, segment: Optional[float], overlap: Optional[float],
 ) -> None:
     """Export MODEL[:VARIANT] for deployment: a self-checked TorchScript file or an AOTInductor package.
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 import click
 
 from ..errors import ZooError
-from ..separate import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, DEFAULT_OVERLAP, METHODS, SeparationOptions
+from ..separate import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, METHODS, SeparationOptions
 from .runner import PRECISIONS
 
 
@@ -30,12 +30,17 @@ class RunSettings:
     jobs: int = 1
 
 
-def separation_options(command: Callable) -> Callable:
-    """Add the separation options to ``command``, which receives them as ``run: RunSettings``."""
+def separation_options(command: Optional[Callable] = None, *, live: bool = False) -> Callable:
+    """Add the separation options to ``command``, which receives them as ``run: RunSettings``. ``live=True``
+    (`zoo stream`) leaves out what a stream cannot use: --method (authors needs the whole track), --jobs and
+    --batch-size (more segments per call only adds latency)."""
+    if command is None:
+        return functools.partial(separation_options, live=live)
 
     @functools.wraps(command)
-    def wrapper(*args: Any, model_name: str, segment: Optional[float], overlap: float, batch_size: int, method: str,
-                device: str, precision: str, jobs: int, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, model_name: str, segment: Optional[float], overlap: Optional[float], device: str,
+                precision: str, batch_size: int = DEFAULT_BATCH_SIZE, method: str = "overlap-add", jobs: int = 1,
+                **kwargs: Any) -> Any:
         if jobs < 1:
             raise ZooError(f"--jobs must be at least 1, got {jobs}")
         separation = SeparationOptions(segment=segment, overlap=overlap, batch_size=batch_size, method=method)
@@ -43,27 +48,34 @@ def separation_options(command: Callable) -> Callable:
         run = RunSettings(model_name, separation, device, precision, jobs)
         return command(*args, run=run, **kwargs)
 
-    options = [
-        click.option("-m", "--model", "model_name", default=DEFAULT_MODEL, show_default=True,
-                     help="Model NAME[:VARIANT] (any variant in the cache: released, imported or trained)."),
-        click.option("--segment", type=float, default=None, metavar="SECONDS",
-                     help="Segment length in seconds [default: the model's training window]."),
-        click.option("--overlap", type=float, default=DEFAULT_OVERLAP, show_default=True, metavar="FRACTION",
-                     help="Fraction of a segment shared with the next (linear cross-fade)."),
-        click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True,
-                     help="Segments per model call (raise it on a GPU)."),
-        click.option("--method", type=click.Choice(METHODS), default="overlap-add", show_default=True,
-                     help="overlap-add: cross-faded overlapping segments, streamed. authors: the original ISMIR "
-                          "2020 chunk-and-trim procedure, whole track in memory (reproduces the paper's numbers)."),
-        click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda or cuda:1."),
-        click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
-                     help="bf16 runs the network in bfloat16 (faster on CPUs with AVX-512 BF16; see README for "
-                          "the SDR cost); STFT and blending stay float32."),
-        click.option("-j", "--jobs", type=int, default=1, show_default=True, help="Inputs processed in parallel processes."),
-    ]
-    for option in reversed(options):
+    options = {
+        "model": click.option("-m", "--model", "model_name", default=DEFAULT_MODEL, show_default=True,
+                              help="Model NAME[:VARIANT] (any variant in the cache: released, imported or trained)."),
+        "segment": click.option("--segment", type=float, default=None, metavar="SECONDS",
+                                help="Segment length in seconds [default: the model's training window]."),
+        "overlap": click.option("--overlap", type=float, default=None, metavar="FRACTION",
+                                help="Fraction of a segment shared with the next (linear cross-fade) [default: the "
+                                     "model's: 0.25, or its reference's, e.g. 0.75 for MDX23C]."),
+        "batch_size": click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True,
+                                   help="Segments per model call (raise it on a GPU)."),
+        "method": click.option("--method", type=click.Choice(METHODS), default="overlap-add", show_default=True,
+                               help="overlap-add: cross-faded overlapping segments, streamed. authors: the original "
+                                    "ISMIR 2020 chunk-and-trim procedure, whole track in memory (reproduces the "
+                                    "paper's numbers)."),
+        "device": click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda or cuda:1."),
+        "precision": click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+                                  help="bf16 runs the network in bfloat16 (faster on CPUs with AVX-512 BF16; see "
+                                       "README for the SDR cost); STFT and blending stay float32."),
+        "jobs": click.option("-j", "--jobs", type=int, default=1, show_default=True,
+                             help="Inputs processed in parallel processes."),
+    }
+    chosen = [option for name, option in options.items() if not (live and name in _NOT_LIVE)]
+    for option in reversed(chosen):
         wrapper = option(wrapper)
     return wrapper
+
+
+_NOT_LIVE = ("batch_size", "method", "jobs")  # options a live stream has no use for
 
 
 class AliasedOption(click.Option):

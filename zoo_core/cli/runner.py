@@ -154,6 +154,7 @@ def _worker_sigterm(signum, frame) -> None:
 def _work_in_worker(work: Work, key: int, item: Any) -> tuple[Any, Optional[tuple[str, int]]]:
     messages = _worker["messages"]
     _worker["busy"] = True
+    messages.put(("begin", key, None))
     try:
         result = work(
             _worker["model"],
@@ -182,12 +183,16 @@ def run_items(
     display: ProgressDisplay,
     on_done: Callable[[int, Any, Optional[tuple[str, int]]], None],
     precision: str = "fp32",
+    on_begin: Optional[Callable[[int], None]] = None,
 ) -> None:
     """Run ``work`` on every item, with ``model`` in this process or in ``jobs`` worker processes that each
-    load ``model_name`` once (from the cache that loading ``model`` filled); ``on_done(index, result, error)``
-    is called as each item finishes, ``error`` a (message, exit code)."""
+    load ``model_name`` once (from the cache that loading ``model`` filled); ``on_begin(index)`` is called as
+    an item starts, ``on_done(index, result, error)`` as it finishes, ``error`` a (message, exit code). Items
+    are started in the order given."""
     if jobs <= 1 or len(items) <= 1:
         for key, (item, label) in enumerate(zip(items, labels)):
+            if on_begin is not None:
+                on_begin(key)
             try:
                 result = work(
                     model,
@@ -208,13 +213,14 @@ def run_items(
     pool = ProcessPoolExecutor(jobs, context, initializer=_start_worker, initargs=(model_name, device, precision, threads, messages))
     try:
         pending = {pool.submit(_work_in_worker, work, key, item): key for key, item in enumerate(items)}
+        tracker = _Tracker(labels, display, on_begin)
         while pending:
             done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(messages, labels, display)
+            tracker.drain(messages)
             for future in done:
                 key = pending.pop(future)
                 result, error = future.result()
-                display.finish(key)
+                tracker.finish(key)
                 on_done(key, result, error)
     except BaseException:
         _stop_workers(pool)
@@ -233,16 +239,40 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
         process.join(timeout=10)
 
 
-def _drain(messages, labels: Sequence[str], display: ProgressDisplay) -> None:
-    while True:
-        try:
-            kind, key, value = messages.get_nowait()
-        except queue.Empty:
-            return
-        if kind == "start":
-            display.start(key, labels[key], *value)
-        else:
-            display.advance(key, value)
+class _Tracker:
+    """Turns the workers' messages into progress and ``on_begin`` calls. A message can arrive after its item's
+    result (two channels): then the item is begun when it finishes, and its late messages are dropped."""
+
+    def __init__(self, labels: Sequence[str], display: ProgressDisplay, on_begin: Optional[Callable[[int], None]]):
+        self.labels, self.display, self.on_begin = labels, display, on_begin
+        self.begun: set[int] = set()
+        self.finished: set[int] = set()
+
+    def drain(self, messages) -> None:
+        while True:
+            try:
+                kind, key, value = messages.get_nowait()
+            except queue.Empty:
+                return
+            if key in self.finished:
+                continue
+            if kind == "begin":
+                self._begin(key)
+            elif kind == "start":
+                self.display.start(key, self.labels[key], *value)
+            else:
+                self.display.advance(key, value)
+
+    def finish(self, key: int) -> None:
+        self._begin(key)
+        self.finished.add(key)
+        self.display.finish(key)
+
+    def _begin(self, key: int) -> None:
+        if key not in self.begun:
+            self.begun.add(key)
+            if self.on_begin is not None:
+                self.on_begin(key)
 
 
 def finish_batch(failures: list[tuple[str, int]], total: int, what: str) -> None:

@@ -1,19 +1,19 @@
-"""`zoo separate`: files in, ``<out>/<model>_<variant>/<track>/<stem>.wav`` out."""
+"""`zoo separate`: files in, ``<out>/<model>_<variant>/<track>/<stem>.wav`` out; a manifest records every input,
+reruns resume, and under torchrun the ranks share the inputs (`zoo_core.cli.catalogue`)."""
 
 from __future__ import annotations
 
-import functools
+import datetime
 import json
-import time
+import os
 from pathlib import Path
 from typing import Optional, Sequence
 
 import click
 
 from ..errors import ZooError
-from ..separate import SeparationOptions, separate_file
 from .options import RunSettings, output_option, separation_options
-from .runner import ProgressDisplay, finish_batch, load_for_inference, run_items
+from .runner import finish_batch
 
 
 def expand_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -43,12 +43,6 @@ def expand_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[Path, s
     return unique, problems
 
 
-def _separate_one(model, path: Path, *, out_dir: Path, options: SeparationOptions, stems: Optional[list[str]],
-                  audio_format: str, bits: Optional[str], force: bool, on_start, progress) -> dict:
-    return separate_file(model, path, out_dir, options=options, stems=stems, format=audio_format, bits=bits,
-                         force=force, on_start=on_start, progress=progress).as_dict()
-
-
 def parse_stems(value: Optional[str]) -> Optional[list[str]]:
     """``--stems vocals,drums`` → ``["vocals", "drums"]``; None keeps every stem."""
     if value is None:
@@ -68,7 +62,13 @@ def parse_stems(value: Optional[str]) -> Optional[list[str]]:
 @click.option("--format", "audio_format", type=click.Choice(["wav", "flac"]), default="wav", show_default=True)
 @click.option("--bits", type=click.Choice(["16", "24", "float"]), default=None,
               help="Sample format [default: float for wav, 24 for flac].")
-@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option("--force", is_flag=True, help="Overwrite existing outputs, and redo inputs the manifest records as done.")
+@click.option("--manifest", "manifest_path", type=click.Path(path_type=Path), default=None,
+              help="JSON-lines record of every input (outputs, model, time, status, error); a rerun skips the "
+                   "inputs it records as done [default: OUTPUT/manifest.jsonl].")
+@click.option("--distributed", is_flag=True,
+              help="Under torchrun: each rank separates its share of the inputs (balanced by duration), on its "
+                   "own GPU with --device cuda. `python -m zoo_core.separate` turns this on under torchrun.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or per-file lines (errors are still printed).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def separate_command(
@@ -79,6 +79,8 @@ def separate_command(
     audio_format: str,
     bits: Optional[str],
     force: bool,
+    manifest_path: Optional[Path],
+    distributed: bool,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -87,55 +89,44 @@ def separate_command(
     Reads WAV, FLAC, OGG, MP3 and MP4/M4A/AAC (stream 0 of a MUSDB .stem.mp4, the mixture); mono or stereo,
     any sample rate and length. Writes one file per stem (vocals and accompaniment = mixture - vocals for the
     paper's vocal models), each with the input's rate, channels and length. Files are processed block by block,
-    so memory does not grow with length.
+    so memory does not grow with length. Every input is recorded in the manifest; a rerun (after a crash, a
+    kill or a failure) skips what is complete and does the rest.
     """
     from ..audio import subtype_for
-    from ..files import check_writable_folder
+    from ..catalogue import MANIFEST_NAME
+    from ..files import check_writable, check_writable_folder
+    from ..train import distributed as ranks
 
     subtype_for(audio_format, bits)
     stems = parse_stems(stem_list)
     check_writable_folder(output)
-    started = time.perf_counter()
-    files, problems = expand_inputs(inputs)
-    for _, message in problems:
-        click.echo(f"error: {message}", err=True)
-    failures: list[tuple[str, int]] = [(message, 2) for _, message in problems]
-    errors: list[dict] = [{"input": str(path), "error": message} for path, message in problems]
-    results: list[dict] = []
-    model = load_for_inference(run.model, run.device, run.precision) if files else None
-    if model is not None:
-        from ..separate import choose_stems
+    manifest_path = manifest_path or output / MANIFEST_NAME
+    check_writable(manifest_path, "manifest")
+    if distributed and "WORLD_SIZE" not in os.environ:
+        raise ZooError("--distributed runs under torchrun, which says each process's rank: "
+                       "torchrun --nproc_per_node K -m zoo_core.separate INPUTS ...")
+    if ranks.under_torchrun() and not distributed:
+        raise ZooError(f"started by torchrun among {os.environ['WORLD_SIZE']} processes: add --distributed so that "
+                       "they share the inputs instead of each separating all of them")
+    if distributed and run.jobs > 1:
+        raise ZooError("--jobs does not combine with --distributed: torchrun's --nproc_per_node sets the processes")
+    from .catalogue import Catalogue
 
-        choose_stems(model, stems)  # an unknown stem name fails before any work
-        run.separation.geometry(model)  # and so does a segment the model cannot use
-    work = functools.partial(_separate_one, out_dir=output, options=run.separation, stems=stems,
-                             audio_format=audio_format, bits=bits, force=force)
-
-    with ProgressDisplay(len(files), quiet or not files, "files") as display:
-
-        def on_done(key: int, result: Optional[dict], error: Optional[tuple[str, int]]) -> None:
-            if error is not None:
-                failures.append(error)
-                errors.append({"input": str(files[key]), "error": error[0]})
-                display.error(error[0])
-                return
-            results.append(result)
-            for warning in result.get("warnings", []):
-                display.warn(warning)
-            if not quiet:
-                folder = Path(next(iter(result["outputs"].values()))).parent
-                display.print(f"{result['input']} -> {folder}/ ({result['seconds']:.1f} s)")
-
-        if files:
-            run_items(files, [p.name for p in files], work, model=model, model_name=run.model, device=run.device,
-                      jobs=run.jobs, display=display, on_done=on_done, precision=run.precision)
+    context = ranks.setup(run.device if distributed else "cpu", backend="gloo", timeout=CATALOGUE_TIMEOUT) \
+        if distributed else None
+    try:
+        job = Catalogue(inputs=list(inputs), settings=run, output=output, stems=stems, audio_format=audio_format, bits=bits,
+                        force=force, manifest=manifest_path, context=context, quiet=quiet)
+        summary, failures, total = job.run()
+    finally:
+        if context is not None:
+            ranks.teardown()
+    if summary is None:  # a rank other than 0: rank 0 reports for everyone
+        return
     if as_json:
-        summary = {
-            "model": run.model,
-            "method": run.separation.method,
-            "separated": results,
-            "failed": errors,
-            "seconds": round(time.perf_counter() - started, 3),
-        }
         click.echo(json.dumps(summary, indent=2))
-    finish_batch(failures, len(files) + len(problems), "files")
+    finish_batch(failures, total, "files")
+
+
+# ranks that finish their share early wait for the others at the end (static shares, no work stealing)
+CATALOGUE_TIMEOUT = datetime.timedelta(days=7)

@@ -49,6 +49,8 @@ def create_model(
     network = architecture.create(context, entry.architecture_options)
     model = SeparationModel(network, settings, entry.stems, entry.representation, entry.estimation)
     model.entry_name = entry.name  # which catalogue entry it is (output folders, export metadata)
+    model.architecture_name = architecture.name  # whose inference rewrite applies (zoo_core.inference)
+    model.default_overlap = entry.overlap  # what zoo separate uses unless told otherwise
     return model
 
 

@@ -30,6 +30,7 @@ _BOOL, _LIST, _TABLE = ((bool,), "true or false"), ((list,), "a list"), ((dict,)
 _MODEL_FIELDS: Fields = dict(
     block=_STR, description=_STR, stems=_LIST, target=_STR, parameters=_INT, paper_sdr=_NUM, paper=_STR,
     notes=_STR, default_variant=_STR, architecture=_TABLE, block_args=_TABLE, stft=_TABLE, variants=_TABLE,
+    overlap=_NUM,
 )  # target: a single stem, the same as stems = [target]
 _STFT_FIELDS: Fields = dict(n_fft=_INT, hop_length=_INT, frames=_INT, center=_BOOL, sample_rate=_INT, bins=_INT)
 _VARIANT_FIELDS: Fields = dict(
@@ -124,6 +125,8 @@ class _Checker:
             self.table(vpath, variant, _VARIANT_FIELDS)
             self.table(f"{vpath}.stft", variant.get("stft", {}), _STFT_FIELDS)
             variants[variant_name] = WeightVariant(name=variant_name, **variant)
+        if not 0 <= values.get("overlap", 0) < 1:
+            self.fail(f"{path}.overlap", f"must be a fraction in [0, 1), got {values['overlap']!r}")
         default = values.get("default_variant")
         if default is not None and default not in variants:
             self.fail(f"{path}.default_variant", f"{default!r} is not one of its variants {sorted(variants)}")

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping, Optional
 
 from ..architectures import DEFAULT_ARCHITECTURE
+from ..chunking import DEFAULT_OVERLAP
 from ..errors import UnknownModelError
 from ..model import StftSettings
 
@@ -46,6 +47,7 @@ class ModelEntry:
     paper_sdr: Optional[float] = None
     paper: str = ""
     notes: str = ""
+    overlap: float = DEFAULT_OVERLAP  # zoo separate's default overlap for this model (e.g. its reference's)
     architecture: Mapping[str, Any] = field(default_factory=dict)  # name, framing keys and the builder's options
     block_args: Mapping[str, Any] = field(default_factory=dict)
     stft: StftSettings = field(default_factory=StftSettings)

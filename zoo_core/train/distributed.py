@@ -9,10 +9,11 @@ validated or saved (`sync_buffers`), so that every rank always holds the same we
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 import torch.distributed as dist
@@ -45,8 +46,9 @@ def choose_device(requested: str, local_rank: int) -> torch.device:
     return torch.device("cuda", local_rank % torch.cuda.device_count())
 
 
-def setup(requested_device: str) -> Context:
-    """Join the process group torchrun describes (a no-op for a single process)."""
+def setup(requested_device: str, backend: Optional[str] = None, timeout: Optional[datetime.timedelta] = None) -> Context:
+    """Join the process group torchrun describes (a no-op for a single process). The backend is NCCL on GPUs
+    and gloo on CPUs unless ``backend`` says (gloo for a group that only exchanges Python objects)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -54,8 +56,14 @@ def setup(requested_device: str) -> Context:
     if world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        backend = backend or ("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend, **({"timeout": timeout} if timeout is not None else {}))
     return Context(rank, local_rank, world_size, device)
+
+
+def under_torchrun() -> bool:
+    """Whether torchrun (or another launcher with its environment) started this process among several."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def wait_for_all(context: Context) -> None:
@@ -118,6 +126,15 @@ def gather(obj: Any, context: Context) -> list[Any]:
     gathered: list[Any] = [None] * context.world_size
     dist.all_gather_object(gathered, obj)
     return gathered
+
+
+def from_main(obj: Any, context: Context) -> Any:
+    """Rank 0's ``obj`` on every rank."""
+    if not context.distributed:
+        return obj
+    holder = [obj]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
 
 
 def weights_digest(state: Mapping[str, Tensor]) -> str:

@@ -70,9 +70,9 @@ class Converted:
     stft: Mapping[str, Any] = field(default_factory=dict)  # STFT settings the checkpoint records, if any
 
 
-# an architecture's converter: the file's state_dict (unwrapped) -> (our tensors, layout), or None (see
+# an architecture's converter: the loaded file (any wrapping) -> (our tensors, layout), or None (see
 # zoo_core.architectures.Architecture.convert)
-ArchitectureConvert = Callable[[Mapping[str, Tensor]], Optional[tuple[dict[str, Tensor], str]]]
+ArchitectureConvert = Callable[[Any], Optional[tuple[dict[str, Tensor], str]]]
 
 
 def read_checkpoint(path: Path, architecture_convert: Optional[ArchitectureConvert] = None) -> Converted:
@@ -101,13 +101,13 @@ def read_checkpoint(path: Path, architecture_convert: Optional[ArchitectureConve
 
 def convert(obj: Any, source: str, architecture_convert: Optional[ArchitectureConvert] = None) -> Converted:
     """Recognise the checkpoint's layout from its contents and convert it; ``source`` names it in errors."""
-    wrapped = isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping)
     if architecture_convert is not None:
-        own = architecture_convert(_state_dict(obj["state_dict"] if wrapped else obj, source))
+        own = architecture_convert(obj)
         if own is not None:
             tensors, layout = own
-            return Converted(tensors, "lightning" if wrapped else "state_dict", layout)
-    if wrapped:
+            plain = isinstance(obj, Mapping) and all(isinstance(value, Tensor) for value in obj.values())
+            return Converted(_state_dict(tensors, source), "state_dict" if plain else "checkpoint", layout)
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         return _from_lightning(obj, source)
     tensors = _state_dict(obj, source)
     if tensors and all(key.startswith("unet.") for key in tensors):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
+import sys
 import tempfile
 import urllib.error
 import urllib.parse
@@ -84,10 +85,16 @@ def original_name(variant: WeightVariant, label: str) -> str:
 
 
 def verify(path: Path, variant: WeightVariant, label: str) -> None:
-    """Raise unless the file's git blob SHA-1 and SHA-256 match the registry (the caller deletes it)."""
-    if not (variant.git_sha1 or variant.sha256):
-        raise ZooError(f"{label} records no hash of its original file, so it cannot be verified; refused", exit_code=1)
+    """Raise unless the file's git blob SHA-1 and SHA-256 match the registry (the caller deletes it). A variant
+    whose publisher gave no hash is taken with a warning that says so and names the SHA-256 it has now (the
+    cache records it, so a later change of the file is noticed)."""
     git_sha1, sha256 = file_digests(path)
+    if not (variant.git_sha1 or variant.sha256):
+        sys.stderr.write(
+            f"warning: {path.name} for {label} could not be verified against a known hash (none is published); "
+            f"its SHA-256 is {sha256}, recorded with the cached weights\n"
+        )
+        return
     for kind, expected, got in (("git blob SHA-1", variant.git_sha1, git_sha1), ("SHA-256", variant.sha256, sha256)):
         if expected and expected != got:
             raise ZooError(

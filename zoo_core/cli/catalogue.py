@@ -1,0 +1,213 @@
+"""One `zoo separate` run over a catalogue: plan (what is done, who does what), separate, record, report.
+
+The same steps serve one process, ``--jobs N`` worker processes and torchrun ranks (`zoo_core.catalogue` has
+the rules: sharding, the manifest, resume). Under torchrun rank 0 plans — lists the inputs, folds leftover
+manifest shards, decides what a rerun skips — and every rank receives that plan; the ranks read the declared
+durations of the inputs to do in turns, and each takes its share. At the end every rank's results go to rank
+0, which folds the manifest shards and reports for the whole run.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+
+from ..catalogue import DONE, FAILED, STARTED, Manifest, declared_seconds, decide, longest_first, record, shard
+from ..separate import SeparationOptions, choose_stems, model_label, output_paths, separate_file
+from .options import RunSettings
+from .runner import ProgressDisplay, load_for_inference, run_items
+
+
+def _separate_one(model, item: tuple[Path, bool], *, out_dir: Path, options: SeparationOptions,
+                  stems: Optional[list[str]], audio_format: str, bits: Optional[str], force: bool, on_start,
+                  progress) -> dict:
+    path, overwrite = item
+    return separate_file(model, path, out_dir, options=options, stems=stems, format=audio_format, bits=bits,
+                         force=force or overwrite, on_start=on_start, progress=progress).as_dict()
+
+
+@dataclass
+class Plan:
+    """Rank 0's view of the run, sent to every rank."""
+
+    todo: list[tuple[Path, bool]]  # (input, overwrite what an earlier attempt left)
+    skipped: list[Path]
+    problems: list[tuple[Path, str]]
+    total: int
+
+
+@dataclass
+class Outcome:
+    """What one rank did."""
+
+    separated: list[dict] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)
+    failures: list[tuple[str, int]] = field(default_factory=list)
+
+
+@dataclass
+class Catalogue:
+    inputs: list[Path]
+    settings: RunSettings
+    output: Path
+    stems: Optional[list[str]]
+    audio_format: str
+    bits: Optional[str]
+    force: bool
+    manifest: Path
+    context: Any  # zoo_core.train.distributed.Context under torchrun, else None
+    quiet: bool
+
+    @property
+    def rank(self) -> int:
+        return self.context.rank if self.context is not None else 0
+
+    @property
+    def world(self) -> int:
+        return self.context.world_size if self.context is not None else 1
+
+    def run(self) -> tuple[Optional[dict], list[tuple[str, int]], int]:
+        """Returns (summary, failures, total inputs) on rank 0, (None, [], 0) elsewhere."""
+        from ..train import distributed as ranks
+        from .separate import expand_inputs
+
+        started = time.perf_counter()
+        book = Manifest(self.manifest, self.rank, sharded=self.world > 1)
+        files, problems = expand_inputs(self.inputs) if self.rank == 0 else ([], [])
+        model = self._load_model() if ranks.from_main(bool(files), self.group) else None
+        label = model_label(model) if model is not None else self.settings.model
+        plan = self._plan(files, problems, model, label, book) if self.rank == 0 else None
+        plan = ranks.from_main(plan, self.group)
+        if self.rank == 0:
+            self._report_plan(plan, label, book)
+        share = self._my_share(plan.todo)
+        outcome = self._separate(model, label, book, share)
+        outcomes = ranks.gather(outcome, self.group)
+        if self.rank != 0:
+            return None, [], 0
+        if self.world > 1:
+            book.fold_shards()
+        return self._summary(plan, outcomes, started), self._failures(plan, outcomes), plan.total
+
+    @functools.cached_property
+    def group(self):
+        """torchrun's group, or a group of this process alone (the collectives then do nothing)."""
+        import torch
+
+        from ..train.distributed import Context
+
+        return self.context if self.context is not None else Context(0, 0, 1, torch.device("cpu"))
+
+    def _device(self) -> str:
+        return str(self.context.device) if self.context is not None else self.settings.device
+
+    def _load_model(self):
+        from ..train import distributed as ranks
+
+        holder: dict[str, Any] = {}
+        # rank 0 first: it fills the weights cache, the others then read it
+        ranks.main_first(lambda: holder.update(model=load_for_inference(self.settings.model, self._device(), self.settings.precision)),
+                         self.group)
+        model = holder["model"]
+        choose_stems(model, self.stems)  # an unknown stem name fails before any work
+        self.settings.separation.geometry(model)  # and so does a segment the model cannot use
+        return model
+
+    def _outputs(self, model, path: Path) -> dict[str, Path]:
+        return output_paths(self.output, model, path, choose_stems(model, self.stems), self.audio_format)
+
+    def _plan(self, files: list[Path], problems: list[tuple[Path, str]], model, label: str, book: Manifest) -> Plan:
+        book.fold_shards()  # leftovers of a killed distributed run, before anyone appends
+        wanted = {path: self._outputs(model, path) for path in files} if model is not None else {}
+        decisions = decide(book.records(), label, wanted, self.force)
+        todo = [(path, decisions[path].overwrite) for path in files if not decisions[path].skip]
+        skipped = [path for path in files if decisions[path].skip]
+        return Plan(todo, skipped, problems, len(files) + len(problems))
+
+    def _report_plan(self, plan: Plan, label: str, book: Manifest) -> None:
+        for path, message in plan.problems:
+            click.echo(f"error: {message}", err=True)
+            book.append(record(path, {}, label, FAILED, error=message, rank=self.rank))
+        if plan.skipped and not self.quiet:
+            click.echo(f"skipping {len(plan.skipped)} of {plan.total} files the manifest records as done "
+                       f"({book.path}; --force redoes them)", err=True)
+
+    def _my_share(self, todo: list[tuple[Path, bool]]) -> list[tuple[Path, bool]]:
+        """This rank's items: all of them alone, else a share balanced by declared duration; a pool of
+        ``--jobs`` workers gets them longest first."""
+        from ..train import distributed as ranks
+
+        if self.world == 1 and self.settings.jobs <= 1:
+            return todo
+        # the ranks read the headers in turns: thousands of files open in 1/world of the time
+        mine = {i: declared_seconds(path) for i, (path, _) in enumerate(todo) if i % self.world == self.rank}
+        seconds: dict[int, float] = {}
+        for part in ranks.gather(mine, self.group):
+            seconds.update(part)
+        durations = [seconds[i] for i in range(len(todo))]
+        share = shard(durations, self.world)[self.rank]
+        if self.settings.jobs > 1:
+            share = sorted(share, key=longest_first(durations).index)
+        return [todo[i] for i in share]
+
+    def _separate(self, model, label: str, book: Manifest, items: list[tuple[Path, bool]]) -> Outcome:
+        outcome = Outcome()
+        if not items:
+            return outcome
+        work = functools.partial(_separate_one, out_dir=self.output, options=self.settings.separation, stems=self.stems,
+                                 audio_format=self.audio_format, bits=self.bits, force=self.force)
+        distributed = self.context is not None
+        started_at: dict[int, float] = {}
+
+        def on_begin(key: int) -> None:
+            started_at[key] = time.perf_counter()
+            path = items[key][0]
+            book.append(record(path, self._outputs(model, path), label, STARTED, rank=self.rank))
+
+        def on_done(key: int, result: Optional[dict], error: Optional[tuple[str, int]]) -> None:
+            path = items[key][0]
+            if error is not None:
+                outcome.failures.append(error)
+                outcome.failed.append({"input": str(path), "error": error[0]})
+                book.append(record(path, self._outputs(model, path), label, FAILED, error=error[0], rank=self.rank,
+                                   seconds=time.perf_counter() - started_at.get(key, time.perf_counter())))
+                display.error(error[0])
+                return
+            outcome.separated.append(result)
+            outputs = {stem: Path(p) for stem, p in result["outputs"].items()}
+            book.append(record(path, outputs, label, DONE, seconds=result["seconds"], rank=self.rank,
+                               audio_seconds=result["frames"] / result["sample_rate"]))
+            for warning in result.get("warnings", []):
+                display.warn(warning)
+            folder = next(iter(outputs.values())).parent
+            line = f"{result['input']} -> {folder}/ ({result['seconds']:.1f} s)"
+            if distributed and not self.quiet:  # several ranks share a terminal: lines, no bars
+                click.echo(f"[rank {self.rank}] {line}", err=True)
+            elif not self.quiet:
+                display.print(line)
+
+        with ProgressDisplay(len(items), self.quiet or distributed, "files") as display:
+            run_items(items, [path.name for path, _ in items], work, model=model, model_name=self.settings.model,
+                      device=self._device(), jobs=self.settings.jobs, display=display, on_done=on_done,
+                      precision=self.settings.precision, on_begin=on_begin)
+        return outcome
+
+    def _summary(self, plan: Plan, outcomes: list[Outcome], started: float) -> dict:
+        return {
+            "model": self.settings.model,
+            "method": self.settings.separation.method,
+            "separated": [entry for o in outcomes for entry in o.separated],
+            "skipped": [str(path) for path in plan.skipped],
+            "failed": [{"input": str(p), "error": m} for p, m in plan.problems] + [e for o in outcomes for e in o.failed],
+            "manifest": str(self.manifest),
+            "ranks": self.world,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+
+    def _failures(self, plan: Plan, outcomes: list[Outcome]) -> list[tuple[str, int]]:
+        return [(message, 2) for _, message in plan.problems] + [f for o in outcomes for f in o.failures]
