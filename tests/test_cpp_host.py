@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import soundfile
@@ -54,7 +55,6 @@ def tdc17(weights_mirror: Path):
 @pytest.fixture(scope="module")
 def clip_wav(clip_path: Path, tmp_path_factory) -> Path:
     """The clip's mixture (stream 0) as a 32-bit float WAV."""
-    av = pytest.importorskip("av")
     with av.open(str(clip_path)) as container:
         stream = container.streams.audio[0]
         rate = stream.rate

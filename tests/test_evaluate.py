@@ -7,16 +7,18 @@ import os
 import subprocess
 import sys
 
+import museval
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from click.testing import CliRunner
 
 from zoo_core.audio import MUSDB_STEMS, read_stems
 from zoo_core.cli import main
+from zoo_core.cli.runner import load_for_inference
 from zoo_core.evaluate import aggregate, track_summary
-
-AUTHORS_CLIP_SDR = 1.9342  # the authors' own code, tdc-17 top1, stream-0 mixture
+from zoo_core.separate import separate
 
 
 @pytest.fixture
@@ -68,7 +70,7 @@ def test_musdb_hq_layout_prints_the_aggregate_and_writes_museval_json(zoo, tmp_p
 
 
 @pytest.mark.slow
-def test_stem_file_layout_sdr_only_json_and_plot(zoo, tmp_path, clip_path):
+def test_stem_file_layout_sdr_only_json_and_plot(zoo, tmp_path, clip_path, clip_stems):
     root = tmp_path / "musdb18"
     (root / "test").mkdir(parents=True)
     (root / "test" / clip_path.name).symlink_to(clip_path)
@@ -78,7 +80,12 @@ def test_stem_file_layout_sdr_only_json_and_plot(zoo, tmp_path, clip_path):
     assert "median over tracks" in document["aggregation"] and "stream 0" in document["mixture"]
     (track,) = document["tracks"]
     vocals = track["median_over_frames"]["vocals"]["SDR"]
-    assert abs(vocals - AUTHORS_CLIP_SDR) <= 0.2
+    # the score of the default separation of the stream-0 mixture, by museval's own code (independent of
+    # svs-zoo's fast SDR); --method authors reproducing the authors' figure is in test_reproduce.py
+    estimate = separate(load_for_inference("tdc-17", "cpu"), torch.from_numpy(clip_stems["mixture"]), 44100)
+    frames = museval.evaluate(clip_stems["vocals"].T[None].astype(np.float64),
+                              estimate["vocals"].numpy().T[None].astype(np.float64), win=44100, hop=44100)[0][0]
+    assert vocals == pytest.approx(np.median(frames[np.isfinite(frames)]), abs=1e-6)
     assert document["aggregate"]["vocals"] == {"SDR": vocals}
     assert track["median_over_frames"]["accompaniment"]["SDR"] > vocals  # the easier target here
     written = json.loads(open(track["json"]).read())

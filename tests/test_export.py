@@ -7,6 +7,7 @@ import json
 import zipfile
 from pathlib import Path
 
+import av
 import pytest
 import torch
 from click.testing import CliRunner
@@ -88,7 +89,6 @@ def test_metadata_describes_weights_and_contract(tdc17_artifact: Path, tdc17):
 
 
 def test_chunked_method_blends_segments_like_python(tdc17_artifact: Path, tdc17, clip_path: Path):
-    av = pytest.importorskip("av")
     with av.open(str(clip_path)) as container:
         frames = [f.to_ndarray() for f in container.decode(container.streams.audio[0])]
     mixture = torch.from_numpy(__import__("numpy").concatenate(frames, axis=1)).float()[None, :, :40000]
@@ -224,9 +224,6 @@ def test_cli_bad_input_is_one_line(args: list[str], message: str):
 
 
 def test_cli_names_the_pull_command_when_weights_are_not_cached(tmp_path: Path):
-    weights = pytest.importorskip("zoo_core.weights")
-    if not hasattr(weights, "load_model"):
-        pytest.skip("zoo_core.weights.load_model is not part of this build yet")
     result = CliRunner().invoke(main, ["export", "tdc-17", "-o", str(tmp_path / "x.ts.pt")])
     assert result.exit_code != 0
     assert "zoo pull" in result.stderr and len(result.stderr.strip().splitlines()) == 1

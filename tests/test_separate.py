@@ -16,7 +16,8 @@ from zoo_core.errors import ZooError
 from zoo_core.metrics import sdr
 from zoo_core.separate import OverlapAdd, SeparationOptions, separate, separate_file
 
-AUTHORS_CLIP_SDR = 1.9342  # the authors' own code, top1, stream-0 mixture (original-reference-run.md)
+# svs-zoo's default overlap-add, tdc-17 top1, stream-0 mixture: median vocal SDR on the clip (README; regression)
+OVERLAP_ADD_CLIP_SDR = 1.806
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +56,23 @@ class Identity(torch.nn.Module):
 
 
 @pytest.mark.slow
-def test_clip_reaches_the_authors_result(model, stems):
+def test_one_segment_covering_the_clip_is_the_model_applied_once(model, stems):
+    """Overlap-add adds nothing of its own: with one segment spanning the whole clip, the vocals are exactly
+    the model applied once to the clip. (The model is pinned to the authors' code elsewhere: their weights and
+    procedure give their per-frame SDRs in test_reproduce.py, and every architecture matches their code on
+    golden fixtures in test_golden_ismir2020.py.)"""
     mixture = torch.from_numpy(stems["mixture"])
-    estimates = separate(model, mixture, 44100)
-    vocals = estimates["vocals"].numpy()
-    assert vocals.shape == mixture.shape and vocals.dtype == np.float32
-    assert torch.equal(estimates["accompaniment"], mixture - estimates["vocals"])
-    median = np.nanmedian(sdr([stems["vocals"].T], [vocals.T]))
-    assert abs(median - AUTHORS_CLIP_SDR) <= 0.2, median
+    estimates = separate(model, mixture, 44100, segment=10.0, overlap=0.0)  # the clip lasts 6.08 s
+    vocals = estimates["vocals"]
+    assert vocals.shape == mixture.shape and vocals.dtype == torch.float32
+    assert torch.equal(estimates["accompaniment"], mixture - vocals)
+    with torch.inference_mode():
+        once = model(mixture[None])[0, 0]
+    assert torch.equal(vocals, once)
+    # svs-zoo's own figure for the default overlap-add (README), a regression value, not the authors' 1.93 dB:
+    # their chunk-and-trim procedure is a different separation of the same clip
+    default = separate(model, mixture, 44100)["vocals"].numpy()
+    assert np.nanmedian(sdr([stems["vocals"].T], [default.T])) == pytest.approx(OVERLAP_ADD_CLIP_SDR, abs=1e-3)
 
 
 def test_streaming_equals_the_one_shot_definition(model):
@@ -150,20 +160,47 @@ def test_geometry_is_on_the_frame_grid(model):
     assert segment == 86 * 1024 and overlap == 43 * 1024
 
 
-def test_separate_file_keeps_rate_channels_and_length(model, tmp_path):
-    audio = (np.random.default_rng(2).standard_normal(37_000) * 0.1).astype(np.float32)
-    source = tmp_path / "voice memo.flac"
-    sf.write(source, audio, 32000, subtype="PCM_16")
-    result = separate_file(model, source, tmp_path / "out", format="flac", bits="16")
+@pytest.mark.parametrize(
+    "rate, channels, format, bits, step",
+    [
+        (44100, 2, "wav", "float", 0.0),  # float WAV: no quantisation
+        (32000, 1, "flac", "16", 2.0**-15),  # resampled and mono, 16-bit FLAC: within the format's quantisation
+    ],
+)
+def test_separate_file_writes_what_separate_returns(model, tmp_path, rate, channels, format, bits, step):
+    audio = (np.random.default_rng(2).standard_normal((37_000, channels)) * 0.1).astype(np.float32)
+    source = tmp_path / f"voice memo.{format}"
+    sf.write(source, audio, rate, subtype="FLOAT" if bits == "float" else "PCM_16")
+    result = separate_file(model, source, tmp_path / "out", format=format, bits=bits)
     folder = tmp_path / "out" / "tdc-17_top1" / "voice memo"
-    assert result.outputs == {"vocals": folder / "vocals.flac", "accompaniment": folder / "accompaniment.flac"}
-    for path in result.outputs.values():
+    assert result.outputs == {"vocals": folder / f"vocals.{format}", "accompaniment": folder / f"accompaniment.{format}"}
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in result.outputs.values())
+    subtype = "FLOAT" if bits == "float" else "PCM_16"
+    written = {}
+    for stem, path in result.outputs.items():
         info = sf.info(path)
-        assert (info.samplerate, info.channels, info.frames, info.subtype) == (32000, 1, 37_000, "PCM_16")
-    assert sorted(p.name for p in folder.iterdir()) == ["accompaniment.flac", "vocals.flac"]
+        assert (info.samplerate, info.channels, info.frames, info.subtype) == (rate, channels, 37_000, subtype)
+        written[stem] = sf.read(path, dtype="float32", always_2d=True)[0].T
+
+    # read back: what was written is separate() of the decoded input, to the format's quantisation
+    mixture, _ = read_audio(source)
+    expected = separate(model, torch.from_numpy(mixture), rate)
+    for stem in ("vocals", "accompaniment"):
+        assert np.abs(written[stem] - expected[stem].numpy()).max() <= step / 2 + 1e-7, stem
+    assert np.abs(written["accompaniment"] - (mixture - written["vocals"])).max() <= step + 1e-7
+    assert np.abs(written["vocals"]).max() > 100 * max(step, 1e-4)  # a real estimate, not silence
+
+    # an existing output needs force, and is left alone without it
+    before = {stem: path.read_bytes() for stem, path in result.outputs.items()}
     with pytest.raises(ZooError, match="--force"):
-        separate_file(model, source, tmp_path / "out", format="flac", bits="16")
-    separate_file(model, source, tmp_path / "out", format="flac", bits="16", force=True)
+        separate_file(model, source, tmp_path / "out", format=format, bits=bits)
+    assert {stem: path.read_bytes() for stem, path in result.outputs.items()} == before
+    # with force, both files are written again: replace them by silence, and the separation comes back
+    for path in result.outputs.values():
+        sf.write(path, np.zeros((37_000, channels), np.float32), rate, subtype=subtype)
+    separate_file(model, source, tmp_path / "out", format=format, bits=bits, force=True)
+    for stem, path in result.outputs.items():  # (a float WAV's PEAK chunk holds a time stamp: compare samples)
+        assert np.array_equal(sf.read(path, dtype="float32", always_2d=True)[0].T, written[stem]), stem
 
 
 def test_separate_file_decodes_aac_with_pyav(model, tmp_path):

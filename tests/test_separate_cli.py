@@ -8,9 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from click.testing import CliRunner
 
 from zoo_core.cli import main
+from zoo_core.cli.runner import load_for_inference
+from zoo_core.separate import separate
 
 
 @pytest.fixture
@@ -76,6 +79,8 @@ def test_a_rerun_skips_what_the_manifest_records_and_other_outputs_need_force(zo
     entry = summary["separated"][0]
     assert (entry["sample_rate"], entry["channels"], entry["frames"]) == (48000, 2, 20_000)
     assert sf.info(entry["outputs"]["vocals"]).subtype == "PCM_24"
+    outputs = {stem: Path(path) for stem, path in entry["outputs"].items()}
+    before = {stem: path.read_bytes() for stem, path in outputs.items()}
     records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert [r["status"] for r in records] == ["started", "done"] and records[1]["model"] == "tdc-17:top1"
     assert records[1]["outputs"]["vocals"] == str((out / "tdc-17_top1" / "song" / "vocals.wav").absolute())
@@ -85,8 +90,16 @@ def test_a_rerun_skips_what_the_manifest_records_and_other_outputs_need_force(zo
     assert "skipping 1 of 1 files" in again.stderr and Path(entry["outputs"]["vocals"]).stat().st_mtime_ns == written
     unrecorded = zoo("separate", source, "-o", out, "-q", "--manifest", tmp_path / "other.jsonl")
     assert unrecorded.exit_code == 2 and "--force" in unrecorded.stderr
+    assert {stem: path.read_bytes() for stem, path in outputs.items()} == before  # left alone
     forced = zoo("separate", source, "-o", out, "-q", "--force", "--segment", "0.5", "--overlap", "0.5")
     assert forced.exit_code == 0, forced.stderr
+    # rewritten: float now (the default), and the separation with the new segment settings, read back
+    mixture = torch.from_numpy(sf.read(source, dtype="float32", always_2d=True)[0].T.copy())
+    expected = separate(load_for_inference("tdc-17", "cpu"), mixture, 48000, segment=0.5, overlap=0.5)
+    for stem, path in outputs.items():
+        assert sf.info(path).subtype == "FLOAT"
+        rewritten = sf.read(path, dtype="float32", always_2d=True)[0].T
+        assert np.array_equal(rewritten, expected[stem].numpy()), stem
 
 
 def test_bad_options_are_one_line_errors(zoo, tmp_path):

@@ -335,14 +335,62 @@ def test_step_sampler_shards_ranks_and_resumes_mid_stream():
     assert list(islice(iter(StepSampler(2, 3, 1, 2)), 6)) == ranks[1][6:12]
 
 
-def test_waveform_loss_rmsprop_and_clipping_train(tiny, musdb, tmp_path):
+def test_waveform_loss_rmsprop_and_clipping_train(tiny, musdb, tmp_path, monkeypatch):
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    from zoo_core.train import loop
+    from zoo_core.train.data import RandomMixes
+
+    clip = 0.02  # below this tiny model's raw gradient norms (about 0.04 to 0.05), so that clipping has to act
+    norms = []  # [before clipping, what the optimizer stepped with], per step
+    batches, datasets = [], []
+    real_clip, real_step, real_loader = torch.nn.utils.clip_grad_norm_, loop.Trainer._step, loop.Trainer._loader
+
+    def total_norm(grads) -> float:
+        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item()
+
+    def clip_and_record(parameters, max_norm, *args, **kwargs):
+        parameters = list(parameters)
+        norms.append([total_norm([p.grad for p in parameters if p.grad is not None]), None])
+        return real_clip(parameters, max_norm, *args, **kwargs)
+
+    def record_step_norm(optimizer, args, kwargs):
+        norms[-1][1] = total_norm([p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None])
+
+    def record_loader(self):
+        loader = real_loader(self)
+        datasets.append(loader.dataset)
+        return loader
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip_and_record)
+    monkeypatch.setattr(loop.Trainer, "_step", lambda self, m, t: batches.append((m, t)) or real_step(self, m, t))
+    monkeypatch.setattr(loop.Trainer, "_loader", record_loader)
+    hook = register_optimizer_step_pre_hook(record_step_norm)
     run = tmp_path / "wave"
-    result = tiny_run(musdb, run, "--steps", 3, "--batch-size", 2, "--valid-seconds", 1, "--loss", "wave-l1",
-                      "--optimizer", "rmsprop", "--clip-grad", 0.5, "--gain-augment", "--swap-augment")
+    try:
+        result = tiny_run(musdb, run, "--steps", 3, "--batch-size", 2, "--valid-seconds", 1, "--loss", "wave-l1",
+                          "--optimizer", "rmsprop", "--clip-grad", clip, "--gain-augment", "--swap-augment")
+    finally:
+        hook.remove()
     assert result.exit_code == 0, result.output
     losses = [e["loss"] for e in log_entries(run) if "loss" in e]
     assert len(losses) == 3 and all(0 < loss < 1 for loss in losses)
     saved = checkpoint.load(run / "checkpoints" / checkpoint.LAST)
     assert list(saved["optimizer"]["state"][0]) == ["step", "square_avg"]  # RMSprop's state
     config = card_of(run)["training"]["config"]
-    assert (config["loss"], config["clip_grad"], config["gain_augment"]) == ("wave-l1", 0.5, True)
+    assert (config["loss"], config["clip_grad"], config["gain_augment"]) == ("wave-l1", clip, True)
+
+    # clipping bounds the gradient the optimizer steps with, and it did act: some raw gradients were larger
+    assert len(norms) == 3 and all(after is not None for _, after in norms)
+    assert all(after <= clip * (1 + 1e-5) for _, after in norms), norms
+    assert any(before > clip for before, _ in norms), norms
+    # augmentation changes the batch: each trained batch is the augmented draw, not the plain one
+    (augmented,) = datasets
+    assert (augmented.gain, augmented.swap) == (True, True)
+    plain = RandomMixes(augmented.tracks, augmented.target_stems, augmented.chunk, augmented.seed)
+    for step, (mixture, target) in enumerate(batches):
+        indices = range(step * 2, step * 2 + 2)
+        assert torch.equal(mixture, torch.stack([augmented[i][0] for i in indices]))
+        assert torch.equal(target, torch.stack([augmented[i][1] for i in indices]))
+        unaugmented = torch.stack([plain[i][0] for i in indices])
+        assert mixture.shape == unaugmented.shape and not torch.allclose(mixture, unaugmented, atol=1e-3)

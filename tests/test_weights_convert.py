@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import zoo_core
 from zoo_core.weights import import_checkpoint, load_model
 
 LIGHTNING_TO_OURS = {"downsamplings": "downsampling", "upsamplings": "upsampling", "last_conv": "final_conv"}
@@ -137,3 +138,17 @@ def test_lightning_checkpoint_converts_and_computes_the_same(model, reference, h
     torch.testing.assert_close(ours_order[:, to_ours], expected, rtol=1e-4, atol=1e-4 * scale)
     # the channel order matters: read in our order unpermuted, the output is another one
     assert not torch.allclose(ours_order, expected, atol=1e-2 * scale)
+
+
+@pytest.mark.parametrize("model", ["tdf-17", "tdc-rnn", "tfc-rnn", "tfc-tdf-small"])
+def test_a_plain_state_dict_in_our_own_names_imports_unchanged(model, tmp_path):
+    """The authors'-name renames are anchored at a block's attributes: our names never match them."""
+    torch.manual_seed(0)
+    state = zoo_core.create_model(model).unet.state_dict()
+    torch.save(state, tmp_path / "ours.pt")
+    settings = zoo_core.get_entry(model).stft
+    import_checkpoint(tmp_path / "ours.pt", model, "ours",
+                      stft=f"hop_length={settings.hop_length},center={str(settings.center).lower()}")
+    loaded = load_model(f"{model}:ours").unet.state_dict()
+    assert list(loaded) == list(state)
+    assert all(torch.equal(loaded[key], value) for key, value in state.items())

@@ -2,15 +2,19 @@
 
 The two generations of the authors' code, and our own files:
 
-* ``ismir2020`` (the paper's code): the keys already are ours, except the TDF inside TFC-TDF blocks
-  (``tif.tif.N`` → ``tdf.mlp.N``). Stored as a plain state_dict (format ``state_dict``) or saved from
-  ``nn.DataParallel`` with every key prefixed ``module.`` (format ``dataparallel``).
+* ``ismir2020`` (the paper's code): the keys already are ours, except inside blocks whose attributes we name
+  differently (see ``_BLOCK_RENAMES``: the TDF of TFC-TDF, the dense block and recurrent branch of TFC-RNN and
+  TDC-RNN). Stored
+  as a plain state_dict (format ``state_dict``) or saved from ``nn.DataParallel`` with every key prefixed
+  ``module.`` (format ``dataparallel``).
 * ``lightning`` (the refactored code): a Lightning checkpoint whose ``state_dict`` holds the U-Net under
   ``spec2spec.`` plus the STFT window. Its U-Net reads ``[B, 4, T, F]`` with channels
   ``[Re L, Re R, Im L, Im R]`` through (1, 2) first/last kernels; ours reads ``[B, 4, F, T]`` with
   ``[Re L, Im L, Re R, Im R]`` through (2, 1) kernels, so those two convolutions are transposed and their
   CaC channels permuted. Both U-Nets see all n_fft/2 + 1 bins (``Dense_UNET_Framework.separate`` feeds them
-  all; the DC-dropping ``separate`` of its base class is overridden).
+  all; the DC-dropping ``separate`` of its base class is overridden). Its blocks use the same attribute names
+  as the paper's code, plus those of its TDF U-Net (the TDF is the block; a decoder is ``Sequential(TDF,
+  1x1 conv)``).
 * ``svs-zoo``: a safetensors file already in our names (what ``zoo train`` writes); STFT settings, if any,
   come from its ``stft`` metadata (JSON). Also the ``state_dict()`` of svs-zoo's own Python model (every key
   under ``unet.``), which records no STFT settings.
@@ -40,6 +44,21 @@ from ..errors import ZooError, first_line
 _CAC_FROM_LIGHTNING = [0, 2, 1, 3]
 _LIGHTNING_MODULES = {"downsamplings": "downsampling", "upsamplings": "upsampling", "last_conv": "final_conv"}
 _LIGHTNING_DROPPED = ("stft.stft.window",)  # the STFT window: derived, never a weight
+# the authors' block attribute names → ours, for a key relative to the U-Net; the first match wins. Both code
+# generations build blocks from the same modules (TIF = TDF, TIC = TDC; TIC_RNN/TFC_RNN hold rnn + tif_f1_to_f2).
+_BLOCK = r"^((?:encoders|decoders)\.\d+|mid_block)\."
+_BLOCK_RENAMES = [
+    (re.compile(_BLOCK + r"tif\.tif\."), r"\1.tdf.mlp."),  # TFC-TDF: its TDF
+    (re.compile(_BLOCK + r"tif_f1_to_f2\.tif\."), r"\1.branch.tdf.mlp."),  # TDC-RNN, TFC-RNN: MLP after the GRU
+    (re.compile(_BLOCK + r"rnn\."), r"\1.branch.rnn."),  # TDC-RNN, TFC-RNN: the GRU
+    (re.compile(_BLOCK + r"tif\."), r"\1.tdf.mlp."),  # TDF U-Net (Lightning): the TDF is the block
+    (re.compile(r"^(decoders\.\d+)\.0\.tif\."), r"\1.tdf.mlp."),  # TDF U-Net decoder: Sequential(TDF, ...
+    (re.compile(r"^(decoders\.\d+)\.1\."), r"\1.project."),  # ... 1x1 conv back to C channels)
+]
+# a recurrent block's dense convolutions (TIC_RNN.tic, TFC_RNN.tfc) are our `dense`; only in blocks with a GRU,
+# since a TFC-TDF block's `tfc` keeps its name
+_RECURRENT = re.compile(_BLOCK + r"rnn\.")
+_RECURRENT_DENSE = re.compile(_BLOCK + r"(?:tic|tfc)\.")
 _UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 
 
@@ -137,12 +156,25 @@ def _strip(tensors: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
     return {key[len(prefix) :] if key.startswith(prefix) else key: value for key, value in tensors.items()}
 
 
-def _rename_tdf(key: str) -> str:
-    return key.replace(".tif.tif.", ".tdf.mlp.")
+def _rename_key(key: str, recurrent: set[str]) -> str:
+    dense = _RECURRENT_DENSE.match(key)
+    if dense and dense.group(1) in recurrent:
+        return f"{dense.group(1)}.dense.{key[dense.end():]}"
+    for pattern, replacement in _BLOCK_RENAMES:
+        renamed, found = pattern.subn(replacement, key, count=1)
+        if found:
+            return renamed
+    return key
+
+
+def _rename_blocks(tensors: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The authors' block attribute names → ours, for keys relative to the U-Net (see ``_BLOCK_RENAMES``)."""
+    recurrent = {found.group(1) for key in tensors if (found := _RECURRENT.match(key))}
+    return {_rename_key(key, recurrent): value for key, value in tensors.items()}
 
 
 def _from_ismir2020(tensors: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    return {_rename_tdf(key): value for key, value in tensors.items()}
+    return _rename_blocks(tensors)
 
 
 def _from_lightning(checkpoint: Mapping[str, Any], source: str) -> Converted:
@@ -153,8 +185,9 @@ def _from_lightning(checkpoint: Mapping[str, Any], source: str) -> Converted:
             continue
         if key.startswith("spec2spec."):
             module, _, rest = key[len("spec2spec.") :].partition(".")
-            key = _rename_tdf(f"{_LIGHTNING_MODULES.get(module, module)}.{rest}")
+            key = f"{_LIGHTNING_MODULES.get(module, module)}.{rest}"
         tensors[key] = value  # anything outside spec2spec stays, and strict loading will name it
+    tensors = _rename_blocks(tensors)
     first, last = "first_conv.0.weight", "final_conv.0.weight"
     if first in tensors:  # [out, in, 1, 2] over (T, F) → [out, in, 2, 1] over (F, T)
         tensors[first] = _cac_order(tensors[first], dim=1).transpose(2, 3).contiguous()
