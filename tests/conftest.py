@@ -100,3 +100,12 @@ def tdc17_torchscript(tdc17_top1, tmp_path_factory) -> Path:
     export_torchscript(tdc17_top1, zoo_core.get_entry("tdc-17"), path, check_lengths=[1025, 3079, 6145])
     return path
 
+
+@pytest.fixture(scope="session")
+def tdc17_onnx(tdc17_top1, tmp_path_factory):
+    """tdc-17 top1 as an ONNX file (an `ExportResult`), exported once per session."""
+    import zoo_core
+    from zoo_core.export.onnx import export_onnx
+
+    path = tmp_path_factory.mktemp("onnx") / "tdc-17.onnx"
+    return export_onnx(tdc17_top1, zoo_core.get_entry("tdc-17"), path)
