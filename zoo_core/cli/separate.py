@@ -49,6 +49,22 @@ def _separate_one(model, path: Path, *, out_dir: Path, options: SeparationOption
                          force=force, on_start=on_start, progress=progress).as_dict()
 
 
+def check_artifact_options(run: RunSettings) -> None:
+    """--artifact replaces -m; the options that describe how a model is loaded do not apply to a file."""
+    if click.get_current_context().get_parameter_source("model_name") != click.core.ParameterSource.DEFAULT:
+        raise ZooError("give either -m/--model or --artifact, not both")
+    if run.precision != "fp32":
+        raise ZooError("--precision applies to -m models; an exported file runs at the precision it was exported with")
+    if run.separation.method != "overlap-add":
+        raise ZooError("--method authors needs the model itself (-m); --artifact separates with overlap-add")
+
+
+def open_artifact_model(path: Path, device: str):
+    from ..hosts import open_artifact
+
+    return open_artifact(path, device)
+
+
 def parse_stems(value: Optional[str]) -> Optional[list[str]]:
     """``--stems vocals,drums`` → ``["vocals", "drums"]``; None keeps every stem."""
     if value is None:
@@ -69,6 +85,9 @@ def parse_stems(value: Optional[str]) -> Optional[list[str]]:
 @click.option("--bits", type=click.Choice(["16", "24", "float"]), default=None,
               help="Sample format [default: float for wav, 24 for flac].")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option("--artifact", type=click.Path(path_type=Path), metavar="FILE",
+              help="Separate with an exported file (zoo export: .ts.pt, .pt2 or .onnx) instead of -m MODEL; "
+                   "its framing comes from the file's metadata alone.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or per-file lines (errors are still printed).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def separate_command(
@@ -79,6 +98,7 @@ def separate_command(
     audio_format: str,
     bits: Optional[str],
     force: bool,
+    artifact: Optional[Path],
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -87,12 +107,15 @@ def separate_command(
     Reads WAV, FLAC, OGG, MP3 and MP4/M4A/AAC (stream 0 of a MUSDB .stem.mp4, the mixture); mono or stereo,
     any sample rate and length. Writes one file per stem (vocals and accompaniment = mixture - vocals for the
     paper's vocal models), each with the input's rate, channels and length. Files are processed block by block,
-    so memory does not grow with length.
+    so memory does not grow with length. With --artifact, an exported file separates through the same
+    overlap-add (ONNX files through ONNX Runtime).
     """
     from ..audio import subtype_for
     from ..files import check_writable_folder
 
     subtype_for(audio_format, bits)
+    if artifact is not None:
+        check_artifact_options(run)
     stems = parse_stems(stem_list)
     check_writable_folder(output)
     started = time.perf_counter()
@@ -102,7 +125,9 @@ def separate_command(
     failures: list[tuple[str, int]] = [(message, 2) for _, message in problems]
     errors: list[dict] = [{"input": str(path), "error": message} for path, message in problems]
     results: list[dict] = []
-    model = load_for_inference(run.model, run.device, run.precision) if files else None
+    model = None
+    if files:
+        model = open_artifact_model(artifact, run.device) if artifact else load_for_inference(run.model, run.device, run.precision)
     if model is not None:
         from ..separate import choose_stems
 
@@ -128,10 +153,11 @@ def separate_command(
 
         if files:
             run_items(files, [p.name for p in files], work, model=model, model_name=run.model, device=run.device,
-                      jobs=run.jobs, display=display, on_done=on_done, precision=run.precision)
+                      jobs=run.jobs, display=display, on_done=on_done, precision=run.precision, artifact=artifact)
     if as_json:
         summary = {
-            "model": run.model,
+            "model": run.model if artifact is None else (model.entry_name if model is not None else None),
+            **({"artifact": str(artifact)} if artifact is not None else {}),
             "method": run.separation.method,
             "separated": results,
             "failed": errors,
