@@ -29,6 +29,7 @@ from torch import nn
 
 from ..errors import ZooError, first_line
 from ..files import atomic_path
+from ..inference import optimize
 from ..model import SeparationModel
 from ..registry import ModelEntry
 from .aoti import SpectrogramCore, default_check_frames, host_settings, mixture_image
@@ -58,7 +59,8 @@ def with_affine_batchnorms(module: nn.Module) -> nn.Module:
     """Give every BatchNorm without scale and shift an explicit scale of 1 and shift of 0 (the same function).
 
     torch.onnx's BatchNorm needs the channel count to make those itself, and loses it after a reshape whose
-    sizes it reads from the input (the TDF U-Nets' frequency sampling); explicit parameters carry it.
+    sizes it reads from the input (tdf-17's per-frame frequency sampling did, before `optimize` replaced it by a
+    2-D convolution); explicit parameters carry it whatever the layers before.
     """
     for norm in module.modules():
         if isinstance(norm, nn.modules.batchnorm._BatchNorm) and not norm.affine:
@@ -138,7 +140,10 @@ def export_onnx(
     segment, overlap = chunk_geometry(model, segment, overlap)
     model = copy.deepcopy(model).cpu().eval()
     reference = SpectrogramCore(model).eval()  # the eager core every check compares with
-    exported = SpectrogramCore(with_affine_batchnorms(copy.deepcopy(model))).eval()
+    # the exact inference rewrite in standard operations (no oneDNN fusion, NCHW): BatchNorm folded, per-frame
+    # convolutions as 1 x k 2-D ones; ONNX Runtime runs it about 1.5x faster than the unmodified graph
+    portable = optimize(model, torch.float32, channels_last=False, fuse_relu=False)
+    exported = SpectrogramCore(with_affine_batchnorms(portable)).eval()
     generator = torch.Generator().manual_seed(0)
     frames = list(check_frames or default_check_frames(model))
     with atomic_path(path) as temporary:
