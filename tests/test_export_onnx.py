@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -78,6 +79,24 @@ def test_every_block_exports_and_separates_like_eager(name: str, clip_excerpt: T
         expected = model(clip_excerpt)
         actual = hosted(clip_excerpt)
     assert actual.shape == expected.shape == (1, 1, 2, clip_excerpt.shape[-1])
+    assert (actual - expected).abs().max().item() < 1e-4
+
+
+@pytest.mark.slow
+def test_fewer_bins_and_two_stems_follow_the_contract(clip_excerpt: Tensor, tmp_path: Path):
+    """What TFC-TDF-UNet v3 uses (the lowest bins only, several stems): zero-filled bins above, no complement."""
+    entry = dataclasses.replace(zoo_core.get_entry("tdc-17"), name="tdc-17-two-stems", stems=("vocals", "drums"))
+    stft = dataclasses.replace(entry.stft_for(None), bins=769)  # of 1025; 768 = 3 * 2^8 halves 8 times
+    torch.manual_seed(0)
+    model = zoo_core.create_model(entry, stft=stft).eval()
+    result = export_onnx(model, entry, tmp_path / "two-stems.onnx", check_frames=[1, 3, 8])
+    assert result.metadata["stft"]["bins"] == 769 and result.metadata["stems"] == ["vocals", "drums"]
+    hosted = open_artifact(result.path)
+    assert hosted.stems == ["vocals", "drums"]
+    with torch.no_grad():
+        expected = model(clip_excerpt)
+        actual = hosted(clip_excerpt)
+    assert actual.shape == expected.shape == (1, 2, 2, clip_excerpt.shape[-1])
     assert (actual - expected).abs().max().item() < 1e-4
 
 

@@ -31,10 +31,8 @@ class Inspection:
     self_check: str
 
 
-FORMATS = ("torchscript", "aoti", "onnx")
-
-
 def artifact_format(path: Path) -> str:
+    """``torchscript``, ``aoti`` or ``onnx`` (named by its ``.onnx`` suffix: a protobuf has no signature)."""
     path = Path(path)
     if not path.is_file():
         raise ZooError(f"{path}: no such file")
