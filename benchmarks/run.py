@@ -16,7 +16,8 @@ of `zoo_core.inference.optimize` (float32) and of its bfloat16 variant; ``torchs
 exported with `zoo_core.export.torchscript`, loaded with ``torch.jit.load``, same segment/overlap);
 ``cpp`` (examples/cpp_host, if built, on that file; its own in-process timing); ``aoti`` (the AOTInductor
 package of the U-Net core in place of the U-Net, Python chunking; compiling takes minutes, so ``--quick`` does
-it for tdc-17 only). Peers: see benchmarks/peers.py (install them with the command given there).
+it for tdc-17 only); ``onnx`` (`zoo_core.export.onnx`'s file of the core, run by ONNX Runtime's CPU provider with
+torch's thread count, through `zoo_core.hosts` and the same `separate`). Peers: see benchmarks/peers.py (install them with the command given there).
 Separately: peak RSS of streaming file separation (`separate_file`) of a 10-minute against a 1-minute track,
 each in a fresh process, and `zoo_core.metrics.sdr` against museval on one 3-minute estimate.
 """
@@ -116,6 +117,11 @@ def make_runner(spec: dict[str, Any], mixture: torch.Tensor):
             scripted = torch.jit.load(spec["path"])
         segment, overlap = spec["segment"], spec["overlap"]
         return lambda: scripted.separate_chunked(mixture[None], segment, overlap, 1)
+    if kind == "onnx":
+        from zoo_core.hosts import open_artifact
+
+        hosted = open_artifact(spec["path"])  # ONNX Runtime session, torch.get_num_threads() threads
+        return lambda: separate(hosted, mixture, RATE)
     if kind == "aoti":
         package = torch._inductor.aoti_load_package(spec["path"])
         model = build_model(spec["model"], "reference")
@@ -303,7 +309,7 @@ def machine() -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------- exports (parent)
-def export_forms(name: str, work: Path, with_aoti: bool) -> dict[str, Path]:
+def export_forms(name: str, work: Path, with_aoti: bool, with_onnx: bool = True) -> dict[str, Path]:
     import zoo_core
     from zoo_core.export.torchscript import export_torchscript
 
@@ -322,6 +328,15 @@ def export_forms(name: str, work: Path, with_aoti: bool) -> dict[str, Path]:
             files["aoti"] = work / f"{name}.pt2"
         except ZooError as exc:
             print(f"  {name}: no AOTInductor form ({exc})", flush=True)
+    if with_onnx:
+        from zoo_core.errors import ZooError
+        from zoo_core.export.onnx import export_onnx
+
+        try:
+            export_onnx(build_model(name, "reference"), entry, work / f"{name}.onnx")
+            files["onnx"] = work / f"{name}.onnx"
+        except ZooError as exc:
+            print(f"  {name}: no ONNX form ({exc})", flush=True)
     return files
 
 
@@ -425,7 +440,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         for name in args.models:
             with_aoti = not args.skip_aoti and (not args.quick or name == "tdc-17")
             print(f"{name}: exporting", flush=True)
-            files = export_forms(name, work, with_aoti)
+            files = export_forms(name, work, with_aoti, not args.skip_onnx)
             segment, overlap = geometry(build_model(name, "reference"))
             builds = BUILDS if not args.quick or name == "tfc-tdf-large" else ("reference", "optimized")
             specs: dict[tuple[str, str, str], Any] = {
@@ -435,6 +450,8 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             }
             specs[(name, "torchscript", "optimized")] = {"kind": "torchscript", "path": str(files["torchscript"]),
                                                          "segment": segment, "overlap": overlap, **base}
+            if "onnx" in files:  # the file holds optimize()'s exact rewrite in standard operations
+                specs[(name, "onnx", "optimized")] = {"kind": "onnx", "path": str(files["onnx"]), **base}
             if "aoti" in files:
                 specs[(name, "aoti", "reference")] = {"kind": "aoti", "model": name, "path": str(files["aoti"]), **base}
             if HOST.exists() and (not args.quick or name == "tdc-17"):
@@ -484,11 +501,13 @@ def ratios(results: list[dict[str, Any]], memory: list[dict[str, Any]], sdr_chec
             other = by.get((name, other_variant, other_build))
             if other:
                 out[f"{name} {label}"] = other["realtime_factor"] / r["realtime_factor"]
-        for form, form_build in (("torchscript", "optimized"), ("cpp", "optimized"), ("aoti", "reference")):
+        for form, form_build in (("torchscript", "optimized"), ("cpp", "optimized"), ("aoti", "reference"), ("onnx", "optimized")):
             other = by.get((name, form, form_build))
             if other:
                 base = r if form_build == "optimized" else reference
                 out[f"{name} {form} / eager time"] = other["wall_seconds"] / base["wall_seconds"]
+                if form == "onnx" and reference:
+                    out[f"{name} onnx / eager reference time"] = other["wall_seconds"] / reference["wall_seconds"]
     for entry in memory:
         out[f"{entry['model']} 10-min / 1-min peak RSS"] = entry["ratio"]
     if sdr_check:
@@ -512,7 +531,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=PAPER_MODELS)
     parser.add_argument("--seconds", type=float, help="input length (default 60, 10 with --quick)")
     parser.add_argument("--repeats", type=int, default=3)
-    for part in ("aoti", "peers", "memory", "sdr"):
+    for part in ("aoti", "onnx", "peers", "memory", "sdr"):
         parser.add_argument(f"--skip-{part}", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)

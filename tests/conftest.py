@@ -62,3 +62,65 @@ def _isolated_zoo_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("ZOO_OFFLINE", "1")
     monkeypatch.delenv("ZOO_WEIGHTS_MIRROR", raising=False)
     monkeypatch.delenv("ZOO_DISABLE_PLUGINS", raising=False)
+
+
+def tdc17_with_weights(weights_mirror: Path, variant: str = "top1"):
+    """tdc-17 with the authors' original checkpoint, described as `zoo_core.load_model` describes it (the
+    output folder of a separation, and an export's metadata, follow that description)."""
+    import hashlib
+
+    import torch
+
+    import zoo_core
+
+    file = weights_mirror / f"cac_tdc_17_vocals_{variant}.pt"
+    model = zoo_core.create_model(f"tdc-17:{variant}")
+    model.unet.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
+    released = zoo_core.get_entry("tdc-17").variants[variant]
+    model.weights_info = {
+        "model": "tdc-17",
+        "variant": variant,
+        "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
+        "source_url": released.url,
+        "source_git_sha1": released.git_sha1,
+        "format": released.format,
+        "layout": released.layout,
+    }
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tdc17_top1(weights_mirror: Path):
+    return tdc17_with_weights(weights_mirror)
+
+
+@pytest.fixture(scope="session")
+def tdc17_aoti_package(tdc17_top1, tmp_path_factory):
+    """tdc-17 top1 compiled with AOTInductor once per session (a minute or two): the C++ host's tests and the
+    Python host's share it."""
+    import zoo_core
+    from zoo_core.export.aoti import export_aoti
+
+    path = tmp_path_factory.mktemp("aoti") / "tdc-17.pt2"
+    return export_aoti(tdc17_top1, zoo_core.get_entry("tdc-17"), path, check_frames=[1, 3, 8])
+
+
+@pytest.fixture(scope="session")
+def tdc17_torchscript(tdc17_top1, tmp_path_factory) -> Path:
+    """tdc-17 top1 as a TorchScript file, exported once per session and checked on three short lengths."""
+    import zoo_core
+    from zoo_core.export.torchscript import export_torchscript
+
+    path = tmp_path_factory.mktemp("torchscript") / "tdc-17.ts.pt"
+    export_torchscript(tdc17_top1, zoo_core.get_entry("tdc-17"), path, check_lengths=[1025, 3079, 6145])
+    return path
+
+
+@pytest.fixture(scope="session")
+def tdc17_onnx(tdc17_top1, tmp_path_factory):
+    """tdc-17 top1 as an ONNX file (an `ExportResult`), exported once per session."""
+    import zoo_core
+    from zoo_core.export.onnx import export_onnx
+
+    path = tmp_path_factory.mktemp("onnx") / "tdc-17.onnx"
+    return export_onnx(tdc17_top1, zoo_core.get_entry("tdc-17"), path)

@@ -18,10 +18,8 @@ import soundfile
 import torch
 
 import zoo_core
-from zoo_core.export.aoti import export_aoti
 from zoo_core.export.artifact import SeparatorArtifact
 from zoo_core.export.inspect import inspect_artifact
-from zoo_core.export.torchscript import export_torchscript
 from zoo_core.separate import SeparationOptions
 
 HOST_SOURCE = Path(__file__).resolve().parent.parent / "examples" / "cpp_host"
@@ -45,11 +43,8 @@ def host_binary() -> Path:
 
 
 @pytest.fixture(scope="module")
-def tdc17(weights_mirror: Path):
-    model = zoo_core.create_model("tdc-17:top1")
-    weights = torch.load(weights_mirror / "cac_tdc_17_vocals_top1.pt", map_location="cpu", weights_only=True)
-    model.unet.load_state_dict(weights)
-    return model.eval()
+def tdc17(tdc17_top1):
+    return tdc17_top1
 
 
 @pytest.fixture(scope="module")
@@ -75,16 +70,13 @@ def python_stems(tdc17, clip_wav: Path) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def torchscript_artifact(tdc17, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("ts") / "tdc-17.ts.pt"
-    export_torchscript(tdc17, zoo_core.get_entry("tdc-17"), path, check_lengths=[1025, 3079, 6145])
-    return path
+def torchscript_artifact(tdc17_torchscript) -> Path:
+    return tdc17_torchscript  # exported once per session, shared with tests/test_export.py and test_hosts.py
 
 
 @pytest.fixture(scope="module")
-def aoti_package(tdc17, tmp_path_factory):
-    path = tmp_path_factory.mktemp("aoti") / "tdc-17.pt2"
-    return export_aoti(tdc17, zoo_core.get_entry("tdc-17"), path, check_frames=[1, 3, 8])
+def aoti_package(tdc17_aoti_package):
+    return tdc17_aoti_package  # compiled once per session, shared with tests/test_hosts.py
 
 
 def run_host(binary: Path, *args) -> subprocess.CompletedProcess:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -28,29 +27,14 @@ def small_lengths(model) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def tdc17(weights_mirror: Path):
-    """tdc-17 with the authors' top1 weights, described as the weights loader describes them."""
-    file = weights_mirror / "cac_tdc_17_vocals_top1.pt"
-    model = zoo_core.create_model("tdc-17:top1")
-    model.unet.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
-    variant = zoo_core.get_entry("tdc-17").variants["top1"]
-    model.weights_info = {
-        "model": "tdc-17",
-        "variant": "top1",
-        "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
-        "source_url": variant.url,
-        "source_git_sha1": variant.git_sha1,
-        "format": variant.format,
-        "layout": variant.layout,
-    }
-    return model.eval()
+def tdc17(tdc17_top1):
+    """tdc-17 with the authors' top1 weights, described as the weights loader describes them (conftest)."""
+    return tdc17_top1
 
 
 @pytest.fixture(scope="module")
-def tdc17_artifact(tdc17, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("export") / "tdc-17.ts.pt"
-    export_torchscript(tdc17, zoo_core.get_entry("tdc-17"), path, check_lengths=small_lengths(tdc17))
-    return path
+def tdc17_artifact(tdc17_torchscript) -> Path:
+    return tdc17_torchscript  # exported once per session with small_lengths(tdc-17), shared with other tests
 
 
 @pytest.mark.slow

@@ -6,33 +6,52 @@ Quick start::
     zoo_core.list_models("tfc*")
     model = zoo_core.create_model("tfc-tdf-large")      # initialised parameters
     model = zoo_core.load_model("tdc-17:top1")          # with the authors' weights (pulled when needed)
+
+The names below are imported on first use, not with the package: running an exported file
+(`zoo_core.hosts`) must not load the model code, the registry or the plugins.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
 
-from .architectures import Architecture, NetworkContext  # noqa: E402
-from .blocks import BlockContext, BlockType  # noqa: E402
-from .errors import ConfigError, ZooError  # noqa: E402
-from .hookspecs import hookimpl  # noqa: E402
-from .model import SeparationModel, StftSettings  # noqa: E402
-from .registry import count_parameters, create_model, get_entry, list_models, resolve  # noqa: E402
-from .weights import load_model  # noqa: E402
+# public name -> the module that defines it
+_EXPORTS = {
+    "Architecture": "architectures",
+    "NetworkContext": "architectures",
+    "BlockContext": "blocks",
+    "BlockType": "blocks",
+    "ConfigError": "errors",
+    "ZooError": "errors",
+    "hookimpl": "hookspecs",
+    "SeparationModel": "model",
+    "StftSettings": "model",
+    "count_parameters": "registry",
+    "create_model": "registry",
+    "get_entry": "registry",
+    "list_models": "registry",
+    "resolve": "registry",
+    "load_model": "weights",
+}
 
-__all__ = [
-    "Architecture",
-    "BlockContext",
-    "BlockType",
-    "ConfigError",
-    "NetworkContext",
-    "SeparationModel",
-    "StftSettings",
-    "ZooError",
-    "__version__",
-    "count_parameters",
-    "create_model",
-    "get_entry",
-    "hookimpl",
-    "list_models",
-    "load_model",
-    "resolve",
-]
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    try:  # `zoo_core.chunking` and friends after a bare `import zoo_core`, as before
+        return importlib.import_module(f".{name}", __name__)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -235,13 +235,16 @@ def optimize(
     dtype: torch.dtype = torch.float32,
     channels_last: Optional[bool] = None,
     portable: bool = False,
+    fuse_relu: Optional[bool] = None,
 ) -> SeparationModel:
     """An inference-only copy of ``model`` (eval mode, no gradients needed); see the module docstring.
 
     An architecture that brings its own exact rewrite (`zoo_core.architectures.Architecture.optimize`) gets that
     instead of the generic one, and no channels-last layout unless asked for. ``channels_last`` defaults to True
     on CPU for the generic rewrite. ``portable`` (what exporters ask for) keeps only rewrites that run on every
-    device and host. The original model is left untouched.
+    device and host. ``fuse_relu`` (default: on CPU, where oneDNN has the kernel) runs the dense blocks' ReLU
+    inside oneDNN's convolution; False keeps every operation a standard one, as an exporter to another runtime
+    needs (`zoo_core.export.onnx`). The original model is left untouched.
     """
     if not isinstance(model, SeparationModel):
         raise ZooError(f"optimize() takes a SeparationModel, got {type(model).__name__}")
@@ -259,7 +262,9 @@ def optimize(
     if channels_last is None:
         channels_last = device.type == "cpu"
     # oneDNN's fused convolution + ReLU has a bfloat16 kernel only on CPUs with AVX-512 BF16 (or AVX-NE-CONVERT)
-    fuse_relu = device.type == "cpu" and (dtype == torch.float32 or torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    fuse_relu = (fuse_relu is None or fuse_relu) and device.type == "cpu" and (
+        dtype == torch.float32 or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
     _rewrite(fast.unet, fuse_relu, channels_last)
     unet = fast.unet.to(dtype=dtype)
     if channels_last:

@@ -62,6 +62,8 @@ class Catalogue:
     manifest: Path
     context: Any  # zoo_core.train.distributed.Context under torchrun, else None
     quiet: bool
+    artifact: Optional[Path] = None  # an exported file to separate with, instead of settings.model
+    label: str = field(default="", init=False)  # <model>:<variant> of what separates, once loaded
 
     @property
     def rank(self) -> int:
@@ -81,6 +83,7 @@ class Catalogue:
         files, problems = expand_inputs(self.inputs) if self.rank == 0 else ([], [])
         model = self._load_model() if ranks.from_main(bool(files), self.group) else None
         label = model_label(model) if model is not None else self.settings.model
+        self.label = label
         plan = self._plan(files, problems, model, label, book) if self.rank == 0 else None
         plan = ranks.from_main(plan, self.group)
         if self.rank == 0:
@@ -111,12 +114,18 @@ class Catalogue:
 
         holder: dict[str, Any] = {}
         # rank 0 first: it fills the weights cache, the others then read it
-        ranks.main_first(lambda: holder.update(model=load_for_inference(self.settings.model, self._device(), self.settings.precision)),
-                         self.group)
+        ranks.main_first(lambda: holder.update(model=self._open()), self.group)
         model = holder["model"]
         choose_stems(model, self.stems)  # an unknown stem name fails before any work
         self.settings.separation.geometry(model)  # and so does a segment the model cannot use
         return model
+
+    def _open(self):
+        if self.artifact is not None:
+            from ..hosts import open_artifact
+
+            return open_artifact(self.artifact, self._device())
+        return load_for_inference(self.settings.model, self._device(), self.settings.precision)
 
     def _outputs(self, model, path: Path) -> dict[str, Path]:
         return output_paths(self.output, model, path, choose_stems(model, self.stems), self.audio_format)
@@ -194,12 +203,13 @@ class Catalogue:
         with ProgressDisplay(len(items), self.quiet or distributed, "files") as display:
             run_items(items, [path.name for path, _ in items], work, model=model, model_name=self.settings.model,
                       device=self._device(), jobs=self.settings.jobs, display=display, on_done=on_done,
-                      precision=self.settings.precision, on_begin=on_begin)
+                      precision=self.settings.precision, on_begin=on_begin, artifact=self.artifact)
         return outcome
 
     def _summary(self, plan: Plan, outcomes: list[Outcome], started: float) -> dict:
         return {
-            "model": self.settings.model,
+            "model": self.settings.model if self.artifact is None else self.label,
+            **({"artifact": str(self.artifact)} if self.artifact is not None else {}),
             "method": self.settings.separation.method,
             "separated": [entry for o in outcomes for entry in o.separated],
             "skipped": [str(path) for path in plan.skipped],

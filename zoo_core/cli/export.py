@@ -1,4 +1,4 @@
-"""``zoo export`` (TorchScript or AOTInductor, for C++ hosts) and ``zoo inspect`` (what a file holds, and does it run)."""
+"""``zoo export`` (TorchScript, AOTInductor or ONNX) and ``zoo inspect`` (what a file holds, and does it run)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ..errors import ZooError
 from . import warn
 from .options import output_option
 
-SUFFIXES = {"torchscript": ".ts.pt", "aoti": ".pt2"}
+SUFFIXES = {"torchscript": ".ts.pt", "aoti": ".pt2", "onnx": ".onnx"}
 
 
 def model_for_export(name: str, weights: Optional[Path], stft: Optional[str], init: bool):
@@ -49,10 +49,11 @@ def output_path(output: Optional[str], model: str, fmt: str) -> Path:
     return Path(output)
 
 
-@click.command("export", short_help="Export a model for deployment (TorchScript, AOTInductor).")
+@click.command("export", short_help="Export a model for deployment (TorchScript, AOTInductor, ONNX).")
 @click.argument("model")
-@output_option(None, "File to write, or a folder to write MODEL.ts.pt / MODEL.pt2 into (created if needed; "
-                     "end it with / if it does not exist yet) [default: ./MODEL.ts.pt or ./MODEL.pt2].", path_type=str)
+@output_option(None, "File to write, or a folder to write MODEL.ts.pt / MODEL.pt2 / MODEL.onnx into (created if "
+                     "needed; end it with / if it does not exist yet) [default: ./MODEL.ts.pt, ./MODEL.pt2 or "
+                     "./MODEL.onnx].", path_type=str)
 @click.option("--format", "fmt", type=click.Choice(sorted(SUFFIXES)), default="torchscript", show_default=True)
 @click.option("--weights", type=click.Path(path_type=Path), help="Export the weights of this file (a checkpoint in "
               "any layout `zoo import` reads, or svs-zoo safetensors) instead of a cached variant.")
@@ -69,7 +70,8 @@ def export_command(
     model: str, output: Optional[str], fmt: str, weights: Optional[Path], stft: Optional[str], init: bool,
     device: str, freeze: bool, segment: Optional[float], overlap: Optional[float],
 ) -> None:
-    """Export MODEL[:VARIANT] for deployment: a self-checked TorchScript file or an AOTInductor package.
+    """Export MODEL[:VARIANT] for deployment: a self-checked TorchScript file, an AOTInductor package or an
+    ONNX file (the spectrogram core; needs pip install 'svs-zoo[onnx]').
 
     The file is written only after its output was checked against the eager model. Segment and overlap are
     the defaults a host uses for long inputs, in the same units as `zoo separate` (seconds, a fraction).
@@ -79,8 +81,9 @@ def export_command(
     from ..registry import create_model
     from ..separate import SeparationOptions
 
-    if fmt == "aoti" and (freeze or device != "cpu"):
-        raise ZooError("--format aoti compiles for the CPU only; --freeze and --device apply to TorchScript")
+    if fmt in ("aoti", "onnx") and (freeze or device != "cpu"):
+        what = "compiles for the CPU only" if fmt == "aoti" else "is checked with ONNX Runtime on the CPU"
+        raise ZooError(f"--format {fmt} {what}; --freeze and --device apply to TorchScript")
     if init and weights is not None:
         raise ZooError("give either --init or --weights, not both")
     if stft is not None and weights is None:
@@ -94,6 +97,10 @@ def export_command(
         from ..export.aoti import check_exportable
 
         check_exportable(create_model(model))  # refuse what torch.export cannot do before loading or compiling
+    if fmt == "onnx":
+        from ..export.onnx import check_onnx_available
+
+        check_onnx_available()
     separation_model, entry = model_for_export(model, weights, stft, init)
     segment_samples, overlap_samples = options.geometry(separation_model)
     if fmt == "aoti":
@@ -101,6 +108,10 @@ def export_command(
 
         click.echo(f"compiling {entry.name} with AOTInductor (the system C++ compiler; this takes a minute or two)", err=True)
         result = export_aoti(separation_model, entry, path, segment=segment_samples, overlap=overlap_samples)
+    elif fmt == "onnx":
+        from ..export.onnx import export_onnx
+
+        result = export_onnx(separation_model, entry, path, segment=segment_samples, overlap=overlap_samples)
     else:
         from ..export.torchscript import export_torchscript
 

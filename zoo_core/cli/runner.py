@@ -131,7 +131,7 @@ class ProgressDisplay:
 _worker: dict[str, Any] = {}
 
 
-def _start_worker(model_name: str, device: str, precision: str, threads: int, messages) -> None:
+def _start_worker(model_name: str, device: str, precision: str, threads: int, messages, artifact=None) -> None:
     import torch
 
     from ..allocator import tune_allocator
@@ -139,7 +139,12 @@ def _start_worker(model_name: str, device: str, precision: str, threads: int, me
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     tune_allocator()
     torch.set_num_threads(threads)
-    _worker["model"] = load_for_inference(model_name, device, precision)
+    if artifact is not None:
+        from ..hosts import open_artifact
+
+        _worker["model"] = open_artifact(artifact, device)
+    else:
+        _worker["model"] = load_for_inference(model_name, device, precision)
     _worker["messages"] = messages
     signal.signal(signal.SIGTERM, _worker_sigterm)
 
@@ -184,11 +189,12 @@ def run_items(
     on_done: Callable[[int, Any, Optional[tuple[str, int]]], None],
     precision: str = "fp32",
     on_begin: Optional[Callable[[int], None]] = None,
+    artifact=None,
 ) -> None:
     """Run ``work`` on every item, with ``model`` in this process or in ``jobs`` worker processes that each
-    load ``model_name`` once (from the cache that loading ``model`` filled); ``on_begin(index)`` is called as
-    an item starts, ``on_done(index, result, error)`` as it finishes, ``error`` a (message, exit code). Items
-    are started in the order given."""
+    load ``model_name`` once (from the cache that loading ``model`` filled), or open the exported file
+    ``artifact``; ``on_begin(index)`` is called as an item starts, ``on_done(index, result, error)`` as it
+    finishes, ``error`` a (message, exit code). Items are started in the order given."""
     if jobs <= 1 or len(items) <= 1:
         for key, (item, label) in enumerate(zip(items, labels)):
             if on_begin is not None:
@@ -210,7 +216,7 @@ def run_items(
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")  # forking after torch has started threads can deadlock
     messages = context.Queue()
-    pool = ProcessPoolExecutor(jobs, context, initializer=_start_worker, initargs=(model_name, device, precision, threads, messages))
+    pool = ProcessPoolExecutor(jobs, context, initializer=_start_worker, initargs=(model_name, device, precision, threads, messages, artifact))
     try:
         pending = {pool.submit(_work_in_worker, work, key, item): key for key, item in enumerate(items)}
         tracker = _Tracker(labels, display, on_begin)

@@ -43,6 +43,16 @@ def expand_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[Path, s
     return unique, problems
 
 
+def check_artifact_options(run: RunSettings) -> None:
+    """--artifact replaces -m; the options that describe how a model is loaded do not apply to a file."""
+    if click.get_current_context().get_parameter_source("model_name") != click.core.ParameterSource.DEFAULT:
+        raise ZooError("give either -m/--model or --artifact, not both")
+    if run.precision != "fp32":
+        raise ZooError("--precision applies to -m models; an exported file runs at the precision it was exported with")
+    if run.separation.method != "overlap-add":
+        raise ZooError("--method authors needs the model itself (-m); --artifact separates with overlap-add")
+
+
 def parse_stems(value: Optional[str]) -> Optional[list[str]]:
     """``--stems vocals,drums`` → ``["vocals", "drums"]``; None keeps every stem."""
     if value is None:
@@ -69,6 +79,9 @@ def parse_stems(value: Optional[str]) -> Optional[list[str]]:
 @click.option("--distributed", is_flag=True,
               help="Under torchrun: each rank separates its share of the inputs (balanced by duration), on its "
                    "own GPU with --device cuda. `python -m zoo_core.separate` turns this on under torchrun.")
+@click.option("--artifact", type=click.Path(path_type=Path), metavar="FILE",
+              help="Separate with an exported file (zoo export: .ts.pt, .pt2 or .onnx) instead of -m MODEL; "
+                   "its framing comes from the file's metadata alone.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or per-file lines (errors are still printed).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def separate_command(
@@ -81,6 +94,7 @@ def separate_command(
     force: bool,
     manifest_path: Optional[Path],
     distributed: bool,
+    artifact: Optional[Path],
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -89,8 +103,9 @@ def separate_command(
     Reads WAV, FLAC, OGG, MP3 and MP4/M4A/AAC (stream 0 of a MUSDB .stem.mp4, the mixture); mono or stereo,
     any sample rate and length. Writes one file per stem (vocals and accompaniment = mixture - vocals for the
     paper's vocal models), each with the input's rate, channels and length. Files are processed block by block,
-    so memory does not grow with length. Every input is recorded in the manifest; a rerun (after a crash, a
-    kill or a failure) skips what is complete and does the rest.
+    so memory does not grow with length. With --artifact, an exported file separates through the same
+    overlap-add (ONNX files through ONNX Runtime). Every input is recorded in the manifest; a rerun (after a
+    crash, a kill or a failure) skips what is complete and does the rest.
     """
     from ..audio import subtype_for
     from ..catalogue import MANIFEST_NAME
@@ -98,6 +113,8 @@ def separate_command(
     from ..train import distributed as ranks
 
     subtype_for(audio_format, bits)
+    if artifact is not None:
+        check_artifact_options(run)
     stems = parse_stems(stem_list)
     check_writable_folder(output)
     manifest_path = manifest_path or output / MANIFEST_NAME
@@ -116,7 +133,7 @@ def separate_command(
         if distributed else None
     try:
         job = Catalogue(inputs=list(inputs), settings=run, output=output, stems=stems, audio_format=audio_format, bits=bits,
-                        force=force, manifest=manifest_path, context=context, quiet=quiet)
+                        force=force, manifest=manifest_path, context=context, quiet=quiet, artifact=artifact)
         summary, failures, total = job.run()
     finally:
         if context is not None:

@@ -1,8 +1,10 @@
 """Open an exported file safely: read its ``zoo.json`` first, refuse what this torch cannot run, then self-check.
 
-Both formats are zip archives. A TorchScript file keeps ``zoo.json`` under ``<archive>/extra/``; an AOTInductor
-package keeps it in the compiled model's metadata. Version checks happen before torch parses the file, so an
-artifact from a newer torch gets a clear message instead of a deserialisation error.
+TorchScript files and AOTInductor packages are zip archives. A TorchScript file keeps ``zoo.json`` under
+``<archive>/extra/``; an AOTInductor package keeps it in the compiled model's metadata. Version checks happen
+before torch parses the file, so an artifact from a newer torch gets a clear message instead of a
+deserialisation error. An ONNX file is a protobuf whose ``metadata_props`` hold ``zoo.json``; it does not
+depend on the torch version, only on ONNX Runtime understanding its opset.
 """
 
 from __future__ import annotations
@@ -30,13 +32,17 @@ class Inspection:
 
 
 def artifact_format(path: Path) -> str:
+    """``torchscript``, ``aoti`` or ``onnx`` (named by its ``.onnx`` suffix: a protobuf has no signature)."""
+    path = Path(path)
     if not path.is_file():
         raise ZooError(f"{path}: no such file")
+    if path.suffix.lower() == ".onnx":
+        return "onnx"
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
     except (zipfile.BadZipFile, OSError):
-        raise ZooError(f"{path} is not an exported model (not a TorchScript or AOTInductor archive, or corrupted)") from None
+        raise ZooError(f"{path} is not an exported model (not a TorchScript, AOTInductor or ONNX file, or corrupted)") from None
     if any("/aotinductor/" in name for name in names):
         return "aoti"
     if any(name.endswith("/constants.pkl") or name.endswith("/data.pkl") for name in names):
@@ -81,6 +87,14 @@ def load_aoti(path: Path) -> tuple[Any, dict[str, Any]]:
     return loader, metadata
 
 
+def load_onnx(path: Path) -> tuple[Any, dict[str, Any]]:
+    """An ONNX Runtime session of the file and its metadata (ONNX files do not depend on the torch version)."""
+    from .onnx_runtime import custom_metadata, open_session
+
+    session = open_session(path, str(path))
+    return session, parse_metadata(custom_metadata(session).get(METADATA_FILE, ""), str(path))
+
+
 def _shape_error(expected: list[int], actual: torch.Tensor) -> str:
     return f"FAILED: expected output shape {expected}, got {list(actual.shape)}"
 
@@ -100,12 +114,13 @@ def self_check_torchscript(module: torch.jit.ScriptModule, metadata: dict[str, A
     return f"ok (1x2x{SELF_CHECK_SAMPLES} samples -> {'x'.join(map(str, expected))})"
 
 
-def self_check_aoti(loader: Any, metadata: dict[str, Any]) -> str:
+def self_check_core(core: Any, metadata: dict[str, Any]) -> str:
+    """A core-only file (AOTInductor, ONNX): one image of two frame blocks through ``core``."""
     _, channels, bins, _ = metadata["input"]["shape"]
     frames = 2 * metadata["input"]["frames_multiple_of"]
     image = torch.randn(1, channels, bins, frames, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        out = loader(image)
+        out = core(image)
     expected = [1, len(metadata["model_stems"]), channels, bins, frames]
     if list(out.shape) != expected:
         return _shape_error(expected, out)
@@ -118,6 +133,11 @@ def inspect_artifact(path: Path) -> Inspection:
     fmt = artifact_format(path)
     if fmt == "aoti":
         loader, metadata = load_aoti(path)
-        return Inspection(path, fmt, metadata, self_check_aoti(loader, metadata))
+        return Inspection(path, fmt, metadata, self_check_core(loader, metadata))
+    if fmt == "onnx":
+        from .onnx_runtime import OnnxCore
+
+        session, metadata = load_onnx(path)
+        return Inspection(path, fmt, metadata, self_check_core(OnnxCore(session), metadata))
     module, metadata = load_torchscript(path)
     return Inspection(path, fmt, metadata, self_check_torchscript(module, metadata))

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import torch
 
 from ..errors import ZooError
-from ..model import SeparationModel
-from ..registry import ModelEntry
 from ..stems import output_stems
+
+if TYPE_CHECKING:  # a loader reads metadata without importing the model code
+    from ..model import SeparationModel
+    from ..registry import ModelEntry
 
 METADATA_FILE = "zoo.json"
 SCHEMA = 1

@@ -1,0 +1,56 @@
+"""torch.hub entry points: one per registered model, named with underscores (``tdc_17``, ``tfc_tdf_large``, ...).
+
+    model = torch.hub.load("<owner>/svs-zoo", "tdc_17", pretrained=True)       # the authors' weights
+    model = torch.hub.load("<owner>/svs-zoo", "tdc_17", variant="top2")        # another released variant
+    model = torch.hub.load("<owner>/svs-zoo", "tfc_tdf_small", pretrained=False)  # initialised parameters
+
+Each returns a `zoo_core.SeparationModel` in eval mode: ``model(mixture [B, 2, N]) -> [B, stems, 2, N]`` at
+``model.sample_rate``; `zoo_core.separate.separate(model, waveform, rate)` separates tracks of any length.
+``pretrained=True`` goes through svs-zoo's verified weights cache (`zoo_core.load_model`: pulled once, checked
+byte for byte, ``ZOO_WEIGHTS_MIRROR`` and ``ZOO_OFFLINE`` apply). The entries follow the registry, so models of
+installed plugins appear too. svs-zoo need not be installed: its own plugins are found in this folder.
+"""
+
+from __future__ import annotations
+
+import typing as _typing  # private names only: torch.hub.list() shows every public callable here
+
+# import names torch.hub checks before importing this file (what loading a model needs)
+dependencies = ["torch", "numpy", "pluggy", "safetensors", "platformdirs", "rich"]
+
+
+def _entry(name: str) -> _typing.Callable[..., _typing.Any]:
+    def load(pretrained: bool = True, variant: _typing.Optional[str] = None, device: str = "cpu"):
+        import zoo_core
+
+        if pretrained:
+            return zoo_core.load_model(name, variant, device=device)
+        if variant is not None:
+            raise zoo_core.ZooError("variant names pretrained weights; it needs pretrained=True")
+        return zoo_core.create_model(name).to(device).eval()
+
+    load.__name__ = load.__qualname__ = name.replace("-", "_")
+    load.__doc__ = (
+        f"{name}: {_describe(name)}\n\n"
+        "pretrained: load released (or cached) weights through the verified cache; False: initialised parameters.\n"
+        "variant: a weights variant (default: the model's default); device: where the model goes."
+    )
+    return load
+
+
+def _describe(name: str) -> str:
+    import zoo_core
+
+    entry = zoo_core.get_entry(name)
+    variants = ", ".join(entry.variants) or "none released"
+    return f"{entry.description or entry.name} (weights: {variants})"
+
+
+def _register_entries() -> None:
+    import zoo_core
+
+    for name in zoo_core.list_models():
+        globals()[name.replace("-", "_")] = _entry(name)
+
+
+_register_entries()

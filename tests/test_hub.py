@@ -1,0 +1,59 @@
+"""hubconf.py: torch.hub entries for every registered model, weights through the verified cache."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo_core
+from zoo_core.plugins import PluginSet
+from zoo_core.registry import build_catalogue, list_models
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_pretrained_entry_loads_the_authors_weights(weights_mirror: Path, monkeypatch):
+    monkeypatch.setenv("ZOO_WEIGHTS_MIRROR", str(weights_mirror))
+    model = torch.hub.load(str(ROOT), "tdc_17", source="local", pretrained=True)
+    assert isinstance(model, zoo_core.SeparationModel) and not model.training
+    assert model.weights_info["model"] == "tdc-17" and model.weights_info["variant"] == "top1"
+    original = torch.load(weights_mirror / "cac_tdc_17_vocals_top1.pt", map_location="cpu", weights_only=True)
+    state = model.unet.state_dict()
+    assert all(torch.equal(state[name], tensor) for name, tensor in original.items())
+    top2 = torch.hub.load(str(ROOT), "tdc_17", source="local", variant="top2")
+    assert top2.weights_info["variant"] == "top2"
+
+
+def test_untrained_entry_builds_initialised_parameters():
+    model = torch.hub.load(str(ROOT), "tfc_tdf_small", source="local", pretrained=False)
+    assert isinstance(model, zoo_core.SeparationModel) and not model.training
+    assert getattr(model, "weights_info", None) is None
+    assert zoo_core.count_parameters(model) == zoo_core.count_parameters(zoo_core.create_model("tfc-tdf-small"))
+    with torch.no_grad():
+        assert model(torch.zeros(1, 2, 3000)).shape == (1, 1, 2, 3000)
+
+
+def test_pretrained_without_weights_is_a_one_line_error():
+    with pytest.raises(zoo_core.ZooError, match="not cached; run `zoo pull tdc-17:top1`"):
+        torch.hub.load(str(ROOT), "tdc_17", source="local", pretrained=True)  # offline, no mirror (conftest)
+
+
+def test_every_registered_model_has_an_entry():
+    spec = importlib.util.spec_from_file_location("svs_zoo_hubconf", ROOT / "hubconf.py")
+    hubconf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hubconf)
+    public = {name for name in dir(hubconf) if callable(getattr(hubconf, name)) and not name.startswith("_")}
+    assert public == {name.replace("-", "_") for name in list_models()}
+    assert "tfc-tdf-large" in hubconf.tfc_tdf_large.__doc__ and "paper" in hubconf.tfc_tdf_large.__doc__
+
+
+def test_an_uninstalled_source_checkout_finds_its_own_plugins(monkeypatch):
+    """torch.hub imports the repository from its folder without installing it: no entry points of svs-zoo."""
+    monkeypatch.setattr("zoo_core.plugins._plugin_entry_points", lambda: iter(()))
+    plugins = PluginSet()
+    plugins.load_entry_points()
+    assert plugins.statuses["tdc"].distribution == "svs-zoo (source checkout)" and plugins.statuses["tdc"].loaded
+    assert "tdc-17" in list_models(catalogue=build_catalogue(plugins))

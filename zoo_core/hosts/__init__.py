@@ -1,0 +1,105 @@
+"""Separating with an exported file: `open_artifact(path)` gives the engine's model protocol for any format.
+
+`zoo_core.separate` needs of a model only ``model(batch [B, 2, L]) -> [B, model_stems, 2, L]``,
+``sample_rate``, ``hop_length``, ``stems`` and ``training_segment()``. Each format gets a small adapter that
+presents exactly that, from the file's ``zoo.json`` alone, so `separate`, `separate_file` and ``zoo separate
+--artifact`` run unchanged on it, with the same streaming overlap-add as the eager model:
+
+- TorchScript (``.ts.pt``): the module is waveform in, stems out already; its accompaniment is dropped, since
+  the engine forms mixture − vocals itself as for the eager model.
+- ONNX (``.onnx``) and AOTInductor (``.pt2``) hold only the spectrogram core; `zoo_core.hosts.spectral` does
+  the waveform side, written once for both.
+
+Nothing here imports svs-zoo's model code, registry or plugins (a test checks ``sys.modules``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ZooError
+from .spectral import FramingContract, SpectralHost
+
+
+class ArtifactModel(nn.Module):
+    """What the separation engine sees of an exported file; ``metadata`` is its ``zoo.json``."""
+
+    def __init__(self, separator: nn.Module, metadata: Mapping[str, Any], path: Path, contract: FramingContract):
+        super().__init__()
+        self.separator = separator
+        self.metadata = dict(metadata)
+        self.path = path
+        self.format = str(metadata["format"])
+        self.contract = contract
+        self.stems = list(contract.model_stems)
+        self.sample_rate = contract.sample_rate
+        self.hop_length = contract.hop_length
+        self.default_segment = int(metadata.get("chunked", {}).get("segment") or contract.training_segment())
+        # what names the output folder (`zoo_core.separate.model_folder`): <model>_<variant> of the weights
+        weights = metadata.get("weights") or {}
+        self.weights_info = {"model": metadata["model"], "variant": weights.get("variant")} if weights else None
+        self.entry_name = str(metadata["model"])
+
+    def forward(self, mixture: Tensor) -> Tensor:
+        return self.separator(mixture)
+
+    def training_segment(self) -> int:
+        """The default segment: the one stored in the file (``zoo export --segment``; by default the model's
+        training window, as `zoo separate -m` uses)."""
+        return self.default_segment
+
+
+class ScriptedModelStems(nn.Module):
+    """A TorchScript artifact's estimates of the model's own stems (its accompaniment is left to the engine).
+    Inputs go to the module's device and come back: a frozen module has no parameters that would tell."""
+
+    def __init__(self, module: Any, model_stems: int, device: torch.device):
+        super().__init__()
+        self.module = module
+        self.model_stems = model_stems
+        self.device = device
+
+    def forward(self, mixture: Tensor) -> Tensor:
+        return self.module(mixture.to(self.device))[:, : self.model_stems].to(mixture.device)
+
+
+CPU_ONLY = ("aoti", "onnx")
+
+
+def open_artifact(path: str | Path, device: str = "cpu") -> ArtifactModel:
+    """The exported file at ``path`` as a model for `zoo_core.separate`, after the loaders' safety checks."""
+    from ..export.inspect import artifact_format, load_aoti, load_onnx, load_torchscript
+
+    path = Path(path)
+    try:
+        target = torch.device(device)
+    except RuntimeError:
+        raise ZooError(f"unknown device {device!r}; use cpu or cuda") from None
+    fmt = artifact_format(path)
+    if fmt in CPU_ONLY and target.type != "cpu":
+        raise ZooError(f"{path}: {fmt} files run on the CPU here; use a TorchScript file for --device {device}")
+    if fmt == "torchscript":
+        if target.type == "cuda" and not torch.cuda.is_available():
+            raise ZooError("CUDA not available: this torch build or machine has no CUDA device; use --device cpu")
+        module, metadata = load_torchscript(path, device)
+        contract = FramingContract.from_metadata(metadata, str(path))
+        placed = torch.device(metadata.get("frozen_for") or target)
+        separator: nn.Module = ScriptedModelStems(module, len(contract.model_stems), placed)
+    elif fmt == "aoti":
+        core, metadata = load_aoti(path)
+        contract = FramingContract.from_metadata(metadata, str(path))
+        separator = SpectralHost(core, contract)
+    else:
+        from ..export.onnx_runtime import OnnxCore
+
+        session, metadata = load_onnx(path)
+        contract = FramingContract.from_metadata(metadata, str(path))
+        separator = SpectralHost(OnnxCore(session), contract)
+    return ArtifactModel(separator, metadata, path, contract).eval()
+
+
+__all__ = ["ArtifactModel", "FramingContract", "SpectralHost", "open_artifact"]
