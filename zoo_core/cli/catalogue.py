@@ -63,7 +63,7 @@ class Catalogue:
     context: Any  # zoo_core.train.distributed.Context under torchrun, else None
     quiet: bool
     artifact: Optional[Path] = None  # an exported file to separate with, instead of settings.model
-    label: str = field(default="", init=False)  # <model>:<variant> of what separates, once loaded
+    source: str = field(default="", init=False)  # the model name a summary reports, once loaded
 
     @property
     def rank(self) -> int:
@@ -83,7 +83,7 @@ class Catalogue:
         files, problems = expand_inputs(self.inputs) if self.rank == 0 else ([], [])
         model = self._load_model() if ranks.from_main(bool(files), self.group) else None
         label = model_label(model) if model is not None else self.settings.model
-        self.label = label
+        self.source = getattr(model, "entry_name", "") if self.artifact is not None else self.settings.model
         plan = self._plan(files, problems, model, label, book) if self.rank == 0 else None
         plan = ranks.from_main(plan, self.group)
         if self.rank == 0:
@@ -208,7 +208,7 @@ class Catalogue:
 
     def _summary(self, plan: Plan, outcomes: list[Outcome], started: float) -> dict:
         return {
-            "model": self.settings.model if self.artifact is None else self.label,
+            "model": self.source or self.settings.model,
             **({"artifact": str(self.artifact)} if self.artifact is not None else {}),
             "method": self.settings.separation.method,
             "separated": [entry for o in outcomes for entry in o.separated],
