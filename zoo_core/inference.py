@@ -81,7 +81,9 @@ def as_frequency_conv2d(conv: nn.Module) -> nn.Module:
 class DenseUnit(nn.Module):
     """One dense-block unit for inference: convolution (BatchNorm folded in), then the activation.
 
-    On CPU a ReLU runs inside the oneDNN convolution, while its output is still in cache.
+    On CPU a ReLU runs inside the oneDNN convolution, while its output is still in cache. The fused operator
+    exists for CPU tensors only: a module optimised on CPU and moved to CUDA (one TorchScript file runs on both)
+    takes the plain convolution there.
     """
 
     def __init__(self, conv: nn.Conv2d, activation: nn.Module, fuse_relu: bool):
@@ -92,7 +94,7 @@ class DenseUnit(nn.Module):
         self.padding: list[int] = [conv.kernel_size[0] // 2, conv.kernel_size[1] // 2]
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.fuse_relu:
+        if self.fuse_relu and x.is_cpu:
             return torch.ops.mkldnn._convolution_pointwise(
                 x, self.conv.weight, self.conv.bias, self.padding, [1, 1], [1, 1], 1, "relu", [], ""
             )
