@@ -2,7 +2,7 @@
 # Set up svs-zoo in ./.venv from a fresh clone: the system tools some features need (installed with apt-get
 # when missing and we are root; otherwise named), then torch and svs-zoo with its test extras.
 #   ffmpeg/ffprobe   museval (zoo eval) imports stempeg, which looks for them at import time
-#   libsndfile, cmake, g++, pkg-config   the example C++ host (examples/cpp_host)
+#   cmake, g++       the example C++ host (examples/cpp_host)
 # TORCH_SPEC overrides the torch requirement (default torch==2.13.0; svs-zoo supports >=2.4,<2.15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,10 +10,8 @@ step() { echo "setup: $*" >&2; }
 
 missing=()
 { command -v ffmpeg && command -v ffprobe; } >/dev/null || missing+=(ffmpeg)
-[ -e /usr/include/sndfile.h ] || missing+=(libsndfile1-dev)
 command -v cmake >/dev/null || missing+=(cmake)
 command -v g++ >/dev/null || missing+=(g++)
-command -v pkg-config >/dev/null || missing+=(pkg-config)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     step "[1/4] installing system packages: ${missing[*]}"
@@ -22,7 +20,7 @@ if ((${#missing[@]})); then
     step "[1/4] please install ${missing[*]} (needed by zoo eval / the C++ host); continuing without"
   fi
 else
-  step "[1/4] system packages present (ffmpeg, libsndfile, cmake, g++, pkg-config)"
+  step "[1/4] system packages present (ffmpeg, cmake, g++)"
 fi
 
 if [ -x .venv/bin/python ]; then

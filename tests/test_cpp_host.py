@@ -20,6 +20,7 @@ import torch
 import zoo_core
 from zoo_core.export.artifact import SeparatorArtifact
 from zoo_core.export.inspect import inspect_artifact
+from zoo_core.export.torchscript import export_torchscript
 from zoo_core.separate import SeparationOptions
 
 HOST_SOURCE = Path(__file__).resolve().parent.parent / "examples" / "cpp_host"

@@ -196,7 +196,8 @@ def test_cli_exports_a_model_without_weights_to_the_current_folder(tmp_path: Pat
     [
         (["export", "tdc-42"], "error: unknown model 'tdc-42'"),
         (["export", "tdc-17:top9"], "error: model 'tdc-17' has no weights variant 'top9'"),
-        (["export", "tdf-17", "--format", "aoti", "--freeze"], "error: --format aoti compiles for the CPU only"),
+        (["export", "tdf-17", "--format", "onnx", "--device", "cuda"],
+         "error: --format onnx is checked with ONNX Runtime on the CPU"),
         (["inspect", "nowhere.ts.pt"], "error: nowhere.ts.pt: no such file"),
     ],
 )

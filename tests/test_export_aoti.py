@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from zoo_core.cli import main
@@ -21,8 +22,34 @@ def test_recurrent_models_are_refused_with_the_reason(tmp_path: Path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_aoti_options_that_only_apply_to_torchscript_are_refused(tmp_path: Path):
+def test_freeze_is_refused_for_aoti(tmp_path: Path):
+    result = CliRunner().invoke(main, ["export", "tdf-17", "--format", "aoti", "--freeze", "-o", str(tmp_path / "x.pt2")])
+    assert result.exit_code == 2
+    assert "--freeze applies to TorchScript" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_aoti_for_cuda_without_cuda_is_one_line(tmp_path: Path):
     result = CliRunner().invoke(main, ["export", "tdf-17", "--format", "aoti", "--device", "cuda", "-o", str(tmp_path / "x.pt2")])
     assert result.exit_code == 2
-    assert "compiles for the CPU only" in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: CUDA not available: this torch build or machine has no CUDA device; export with --device cpu"
+    ]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_package_compiles_the_optimised_core_and_it_matches_eager():
+    import zoo_core
+    from zoo_core.export.aoti import SpectrogramCore, mixture_image, optimized_core
+    from zoo_core.export.torchscript import TOLERANCE, relative_error
+    from zoo_core.inference import DenseUnit
+
+    torch.manual_seed(0)
+    model = zoo_core.create_model("tdc-17").eval()
+    core = optimized_core(model, torch.device("cpu"))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in core.modules())  # folded into the convolutions
+    assert any(isinstance(m, DenseUnit) for m in core.modules())
+    image = mixture_image(model, 3 * model.time_factor, 1, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert relative_error(core(image), SpectrogramCore(model)(image)) <= TOLERANCE

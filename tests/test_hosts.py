@@ -117,13 +117,24 @@ def test_onnx_path_imports_no_model_code(onnx_file, clip_wav, tmp_path):
         (["-m", "tdc-17"], "error: give either -m/--model or --artifact, not both"),
         (["--precision", "bf16"], "error: --precision applies to -m models"),
         (["--method", "authors"], "error: --method authors needs the model itself (-m)"),
-        (["--device", "cuda"], "error: {file}: onnx files run on the CPU here"),
+        (["--device", "cuda"], "error: {file}: ONNX files run on the CPU here"),
     ],
 )
 def test_options_that_do_not_apply_to_files_are_refused(onnx_file, clip_wav, tmp_path, options, message):
     result = separate_with(onnx_file, clip_wav, tmp_path, *options)
     assert result.exit_code == 2
     assert result.stderr.strip().startswith(message.format(file=onnx_file))
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_package_compiled_for_the_cpu_is_not_run_on_cuda(tdc17_aoti_package, clip_wav, tmp_path):
+    result = separate_with(tdc17_aoti_package.path, clip_wav, tmp_path, "--device", "cuda")
+    assert result.exit_code == 2
+    if torch.cuda.is_available():
+        assert result.stderr.startswith(f"error: {tdc17_aoti_package.path} is compiled for cpu; separate with --device cpu")
+    else:
+        assert result.stderr.startswith("error: CUDA not available")
     assert len(result.stderr.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
 

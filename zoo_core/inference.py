@@ -81,7 +81,9 @@ def as_frequency_conv2d(conv: nn.Module) -> nn.Module:
 class DenseUnit(nn.Module):
     """One dense-block unit for inference: convolution (BatchNorm folded in), then the activation.
 
-    On CPU a ReLU runs inside the oneDNN convolution, while its output is still in cache.
+    On CPU a ReLU runs inside the oneDNN convolution, while its output is still in cache. The fused operator
+    exists for CPU tensors only: a module optimised on CPU and moved to CUDA (one TorchScript file runs on both)
+    takes the plain convolution there.
     """
 
     def __init__(self, conv: nn.Conv2d, activation: nn.Module, fuse_relu: bool):

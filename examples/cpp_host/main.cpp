@@ -1,34 +1,29 @@
 // zoo_host: separate a stereo WAV file with a model exported by `zoo export`.
 //
-//   zoo_host MODEL INPUT.wav OUTPUT_DIR [--segment N] [--overlap N] [--batch-size N] [--verbose]
+//   zoo_host MODEL INPUT.wav OUTPUT_DIR [--segment N] [--overlap N] [--batch-size N] [--device D] [--verbose]
 //
 // MODEL is a TorchScript artifact (NAME.ts.pt: waveform in, stems out, chunked by its own separate_chunked
 // method) or an AOTInductor package (NAME.pt2: the spectrogram core; this host does padding, STFT, framing,
 // inverse STFT and the same chunking around it). Writes OUTPUT_DIR/<stem>.wav (32-bit float) for every stem
-// named in the file's metadata and prints what it wrote, the time taken and the real-time factor; --verbose
-// also prints the embedded metadata (zoo.json).
+// named in the file's metadata and prints what it wrote, the start-up time (loading the model and the input)
+// and, apart from it, the separation's time, real-time factor and CPU time; --verbose also prints the embedded
+// metadata (zoo.json). Each format's loading lives in its own file (torchscript_separator.cpp,
+// aoti_separator.cpp).
 // Exit codes: 0 ok, 2 bad input (missing file, wrong sample rate, mono, not an svs-zoo model), 1 failure.
-#include <climits>
+#include <c10/core/InferenceMode.h>
 #include <malloc.h>
-#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
-#include <torch/csrc/jit/runtime/graph_executor.h>
-#include <torch/headeronly/version.h>
-#include <torch/script.h>
-#include <torch/torch.h>
+#include <sys/resource.h>
 
 #include <chrono>
+#include <climits>
 #include <filesystem>
 #include <iostream>
-#include <memory>
 #include <optional>
-#include <regex>
-#include <sstream>
 #include <string>
 #include <vector>
 
-#include "chunking.h"
 #include "host_error.h"
-#include "spectral_host.h"
+#include "separator.h"
 #include "wav_io.h"
 
 namespace fs = std::filesystem;
@@ -41,13 +36,14 @@ struct Options {
   std::string output_dir;
   std::optional<int64_t> segment;
   std::optional<int64_t> overlap;
+  std::optional<std::string> device;
   int64_t batch_size = 4;
   bool verbose = false;
 };
 
 const char* const kUsage =
     "usage: zoo_host MODEL(.ts.pt|.pt2) INPUT.wav OUTPUT_DIR [--segment N] [--overlap N] [--batch-size N] "
-    "[--verbose]";
+    "[--device DEVICE] [--verbose]";
 
 const char* const kHelp =
     "Separate a stereo WAV file with a model exported by `zoo export`; writes OUTPUT_DIR/<stem>.wav (32-bit\n"
@@ -59,6 +55,7 @@ const char* const kHelp =
     "  --segment N      segment length in samples (default: the file's metadata)\n"
     "  --overlap N      overlap in samples (default: the file's metadata)\n"
     "  --batch-size N   segments per model call (default 4)\n"
+    "  --device DEVICE  cpu, cuda or cuda:N (default: cpu for TorchScript, the package's own for AOTInductor)\n"
     "  --verbose        also print the embedded metadata (zoo.json)\n"
     "  --help           this text\n";
 
@@ -82,6 +79,9 @@ Options parse_options(int argc, char** argv) {
     if (arg == "--help" || arg == "-h") throw HelpRequested{};
     if (arg == "--verbose" || arg == "-v") {
       options.verbose = true;
+    } else if (arg == "--device") {
+      if (i + 1 >= argc) throw HostError(arg + " needs a value\n" + kUsage, 2);
+      options.device = argv[++i];
     } else if (arg == "--segment" || arg == "--overlap" || arg == "--batch-size") {
       if (i + 1 >= argc) throw HostError(arg + " needs a value\n" + kUsage, 2);
       const int64_t value = parse_count(arg, argv[++i]);
@@ -108,106 +108,24 @@ Options parse_options(int argc, char** argv) {
   return options;
 }
 
-// A file written by a newer torch may use operators this libtorch lacks: refuse it with a clear message.
-void check_torch_version(const std::string& exported, const std::string& path) {
-  std::smatch parts;
-  if (!std::regex_search(exported, parts, std::regex(R"((\d+)\.(\d+)\.(\d+))"))) {
-    throw HostError(path + ": unreadable torch_version '" + exported + "' in its metadata", 2);
-  }
-  const std::vector<int> file{std::stoi(parts[1]), std::stoi(parts[2]), std::stoi(parts[3])};
-  const std::vector<int> host{TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH};
-  if (file > host) {
-    throw HostError(path + " was exported with torch " + exported + ", newer than this host's libtorch " +
-                        TORCH_VERSION + "; rebuild the host against that torch",
-                    2);
-  }
-}
-
-// The value of a top-level string field of the embedded zoo.json ("torch_version": "2.13.0+cpu").
-std::string json_string_field(const std::string& json, const std::string& key) {
-  std::smatch match;
-  if (!std::regex_search(json, match, std::regex("\"" + key + "\":\\s*\"([^\"]*)\""))) return "";
-  return match[1];
-}
-
-// A separation job, whichever format runs it: stems [1, stems, 2, samples].
-struct Separator {
-  int sample_rate;
-  std::vector<std::string> stems;
-  int64_t segment;
-  int64_t overlap;
-  std::function<torch::Tensor(const torch::Tensor&, int64_t, int64_t, int64_t)> separate;
-};
-
-Separator load_torchscript(const std::string& path, std::shared_ptr<torch::jit::Module>& holder, bool verbose) {
-  torch::jit::ExtraFilesMap extra{{"zoo.json", ""}};
-  try {
-    holder = std::make_shared<torch::jit::Module>(torch::jit::load(path, torch::kCPU, extra));
-  } catch (const c10::Error&) {
-    throw HostError(path + " is not a TorchScript artifact (or it is corrupted)", 2);
-  }
-  const std::string& metadata = extra["zoo.json"];
-  if (metadata.empty() || !holder->find_method("separate_chunked")) {
-    throw HostError(path + " is a TorchScript module but not an svs-zoo artifact (no zoo.json or no separate_chunked)", 2);
-  }
-  check_torch_version(json_string_field(metadata, "torch_version"), path);
-  if (verbose) std::cout << "metadata (zoo.json):\n" << metadata << "\n";
-  holder->eval();
-  Separator separator;
-  separator.sample_rate = static_cast<int>(holder->run_method("sample_rate").toInt());
-  for (const auto& stem : holder->run_method("stems").toListRef()) separator.stems.push_back(stem.toStringRef());
-  separator.segment = holder->run_method("default_segment").toInt();
-  separator.overlap = holder->run_method("default_overlap").toInt();
-  auto module = holder;
-  separator.separate = [module](const torch::Tensor& mixture, int64_t segment, int64_t overlap, int64_t batch) {
-    return module->get_method("separate_chunked")({mixture, segment, overlap, batch}).toTensor();
-  };
-  return separator;
-}
-
-Separator load_aoti(const std::string& path, std::shared_ptr<torch::inductor::AOTIModelPackageLoader>& holder,
-                    bool verbose) {
-  try {
-    holder = std::make_shared<torch::inductor::AOTIModelPackageLoader>(path);
-  } catch (const std::exception&) {
-    throw HostError(path + " is not an AOTInductor package for this machine (or it is corrupted)", 2);
-  }
-  const auto metadata = holder->get_metadata();
-  const auto json = metadata.find("zoo.json");
-  if (json == metadata.end()) throw HostError(path + " is an AOTInductor package but not an svs-zoo one (no zoo.json)", 2);
-  check_torch_version(metadata.at("torch_version"), path);
-  if (verbose) std::cout << "metadata (zoo.json):\n" << json->second << "\n";
-  Separator separator;
-  separator.sample_rate = std::stoi(metadata.at("sample_rate"));
-  std::stringstream stems(metadata.at("stems"));
-  for (std::string stem; std::getline(stems, stem, ',');) separator.stems.push_back(stem);
-  separator.segment = std::stoll(metadata.at("segment"));
-  separator.overlap = std::stoll(metadata.at("overlap"));
-  const auto settings = FramingSettings::from_metadata(metadata);
-  auto host = std::make_shared<SpectralHost>(*holder, settings);
-  // a vocal model's stems also name accompaniment = mixture - vocals, which the host forms itself
-  const bool complement = static_cast<int64_t>(separator.stems.size()) == settings.model_stems + 1;
-  const int64_t model_stems = settings.model_stems;
-  separator.separate = [host, complement, model_stems](const torch::Tensor& mixture, int64_t segment,
-                                                       int64_t overlap, int64_t batch) {
-    auto estimates = blend_segments(mixture, model_stems, segment, overlap, batch,
-                                    [&](const torch::Tensor& piece) { return host->estimate(piece); });
-    return complement ? torch::cat({estimates, mixture.unsqueeze(1) - estimates}, 1) : estimates;
-  };
-  return separator;
-}
-
 bool ends_with(const std::string& text, const std::string& suffix) {
   return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-int run(const Options& options) {
-  std::shared_ptr<torch::jit::Module> script_module;
-  std::shared_ptr<torch::inductor::AOTIModelPackageLoader> package;
-  const bool aoti = ends_with(options.model_path, ".pt2");
-  Separator separator = aoti ? load_aoti(options.model_path, package, options.verbose)
-                             : load_torchscript(options.model_path, script_module, options.verbose);
+double cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec + 1e-6 * (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
 
+double seconds_since(std::chrono::steady_clock::time_point began) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+}
+
+int run(const Options& options, std::chrono::steady_clock::time_point started) {
+  const bool aoti = ends_with(options.model_path, ".pt2");
+  const Separator separator = aoti ? load_aoti(options.model_path, options.device, options.verbose)
+                                   : load_torchscript(options.model_path, options.device, options.verbose);
   const Audio audio = read_stereo(options.input_path);
   if (audio.sample_rate != separator.sample_rate) {
     throw HostError(options.input_path + " is sampled at " + std::to_string(audio.sample_rate) + " Hz; the model needs " +
@@ -217,11 +135,16 @@ int run(const Options& options) {
   const int64_t segment = options.segment.value_or(separator.segment);
   const int64_t overlap = options.overlap.value_or(separator.overlap);
   const int64_t samples = audio.samples.size(-1);
+  const double startup = seconds_since(started);
 
+  // timed: moving the mixture to the device, separating, and the stems back in host memory
   c10::InferenceMode inference;
   const auto began = std::chrono::steady_clock::now();
-  const torch::Tensor stems = separator.separate(audio.samples, segment, overlap, options.batch_size);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  const double cpu_began = cpu_seconds();
+  const at::Tensor stems =
+      separator.separate(audio.samples.to(separator.device), segment, overlap, options.batch_size).to(at::kCPU);
+  const double cpu = cpu_seconds() - cpu_began;
+  const double seconds = seconds_since(began);
   const double duration = static_cast<double>(samples) / audio.sample_rate;
 
   fs::create_directories(options.output_dir);
@@ -230,16 +153,18 @@ int run(const Options& options) {
     write_wav(path, stems[0][static_cast<int64_t>(i)], audio.sample_rate);
     std::cout << "wrote " << path << "\n";
   }
-  std::cout << "format: " << (aoti ? "aoti" : "torchscript") << ", segment " << segment << ", overlap " << overlap
-            << ", batch size " << options.batch_size << "\n";
+  std::cout << "format: " << (aoti ? "aoti" : "torchscript") << " on " << separator.device << ", segment " << segment
+            << ", overlap " << overlap << ", batch size " << options.batch_size << "\n";
+  std::cout << "start-up " << startup << " s (loading the model and reading the input)\n";
   std::cout << "separated " << duration << " s of audio in " << seconds << " s (real-time factor " << seconds / duration
-            << ")\n";
+            << "; CPU time " << cpu << " s)\n";
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  const auto started = std::chrono::steady_clock::now();
 #ifdef __GLIBC__
   // Keep freed activations in the heap instead of unmapping them and page-faulting them back for every
   // segment (the same setting as zoo_core/allocator.py; README, Performance, has the measured gain).
@@ -247,12 +172,8 @@ int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, INT_MAX);
   mallopt(M_TOP_PAD, 256 << 20);
 #endif
-  // This host calls the model once per process: TorchScript's profiling executor would run that one call in its
-  // slow profiling mode; the plain interpreter is as fast as it gets for a model made of large convolutions.
-  torch::jit::setGraphExecutorOptimize(false);
-
   try {
-    return run(parse_options(argc, argv));
+    return run(parse_options(argc, argv), started);
   } catch (const HelpRequested&) {
     std::cout << kUsage << "\n\n" << kHelp;
     return 0;

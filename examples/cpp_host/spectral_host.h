@@ -7,9 +7,10 @@
 // normalised by the summed squared window, crop.
 #pragma once
 
-#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
-#include <torch/torch.h>
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
+#include <memory>
 #include <string>
 #include <unordered_map>
 
@@ -25,19 +26,25 @@ struct FramingSettings {
   static FramingSettings from_metadata(const std::unordered_map<std::string, std::string>& metadata);
 };
 
+namespace torch::inductor {
+class AOTIModelPackageLoader;
+}
+
 class SpectralHost {
  public:
-  SpectralHost(torch::inductor::AOTIModelPackageLoader& core, FramingSettings settings);
+  // `device`: where the package runs (the device it was compiled for); the mixture must be there too.
+  SpectralHost(std::shared_ptr<torch::inductor::AOTIModelPackageLoader> core, FramingSettings settings,
+               c10::Device device);
 
   // mixture [batch, 2, samples] -> estimates [batch, stems, 2, samples], like SeparationModel.forward.
-  torch::Tensor estimate(const torch::Tensor& mixture);
+  at::Tensor estimate(const at::Tensor& mixture);
 
  private:
   std::pair<int64_t, int64_t> padding(int64_t samples) const;
-  torch::Tensor stft(const torch::Tensor& waveform) const;
-  torch::Tensor istft(const torch::Tensor& spec, int64_t length) const;
+  at::Tensor stft(const at::Tensor& waveform) const;
+  at::Tensor istft(const at::Tensor& spec, int64_t length) const;
 
-  torch::inductor::AOTIModelPackageLoader& core_;
+  std::shared_ptr<torch::inductor::AOTIModelPackageLoader> core_;
   FramingSettings settings_;
-  torch::Tensor window_;
+  at::Tensor window_;  // periodic Hann, on the device
 };

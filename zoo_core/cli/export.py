@@ -60,7 +60,8 @@ def output_path(output: Optional[str], model: str, fmt: str) -> Path:
 @click.option("--stft", metavar="VARIANT|KEY=VALUE,...", help="With --weights: the STFT the weights were trained "
               "with, when the file does not say (see `zoo import --help`).")
 @click.option("--init", is_flag=True, help="Export freshly initialised parameters (metadata \"weights\": null).")
-@click.option("--device", default="cpu", show_default=True, help="Also check (and with --freeze, freeze) on this device.")
+@click.option("--device", default="cpu", show_default=True, help="TorchScript: also check (and with --freeze, freeze) "
+              "on this device; AOTInductor: compile for it (cpu or cuda).")
 @click.option("--freeze", is_flag=True, help="Write a TorchScript file frozen for --device, named NAME.frozen-DEVICE.ts.pt.")
 @click.option("--segment", type=float, metavar="SECONDS",
               help="Default segment length stored for hosts [default: the model's training window].")
@@ -81,9 +82,11 @@ def export_command(
     from ..registry import create_model
     from ..separate import SeparationOptions
 
-    if fmt in ("aoti", "onnx") and (freeze or device != "cpu"):
-        what = "compiles for the CPU only" if fmt == "aoti" else "is checked with ONNX Runtime on the CPU"
-        raise ZooError(f"--format {fmt} {what}; --freeze and --device apply to TorchScript")
+    if fmt == "aoti" and freeze:
+        raise ZooError("--freeze applies to TorchScript; --format aoti compiles for --device (cpu or cuda) anyway")
+    if fmt == "onnx" and (freeze or device != "cpu"):
+        raise ZooError("--format onnx is checked with ONNX Runtime on the CPU; --freeze and --device apply to "
+                       "TorchScript and AOTInductor")
     if init and weights is not None:
         raise ZooError("give either --init or --weights, not both")
     if stft is not None and weights is None:
@@ -106,8 +109,8 @@ def export_command(
     if fmt == "aoti":
         from ..export.aoti import export_aoti
 
-        click.echo(f"compiling {entry.name} with AOTInductor (the system C++ compiler; this takes a minute or two)", err=True)
-        result = export_aoti(separation_model, entry, path, segment=segment_samples, overlap=overlap_samples)
+        click.echo(f"compiling {entry.name} for {device} with AOTInductor (the system C++ compiler; a minute or two)", err=True)
+        result = export_aoti(separation_model, entry, path, device=device, segment=segment_samples, overlap=overlap_samples)
     elif fmt == "onnx":
         from ..export.onnx import export_onnx
 

@@ -5,6 +5,10 @@ STFT (`SeparationModel.to_image`: the lowest ``bins`` bins, complex-as-channels 
 output ``[batch, stems, channels, bins, frames]`` back into audio (`SeparationModel.from_image`; examples/cpp_host
 does both with libtorch ops). Complex ops stay outside because torch.export and Inductor handle them poorly.
 Batch and frames are dynamic; frames must be a multiple of the model's ``time_factor``.
+
+The package holds the exact inference rewrite of the core (`zoo_core.inference.optimize`: BatchNorm folded,
+channels-last and the fused oneDNN convolutions on CPU), checked against the unmodified eager core. It is
+compiled for one device, the CPU it was exported on or CUDA (``device="cuda"``), and says which in its metadata.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ZooError, first_line
+from ..inference import optimize
 from ..model import SeparationModel
 from ..registry import ModelEntry
 from ..files import atomic_path
 from .metadata import METADATA_FILE, build_metadata, chunk_geometry
-from .torchscript import Check, ExportResult, refuse_if_any_failed, relative_error
+from .torchscript import Check, ExportResult, exact_float32, refuse_if_any_failed, relative_error, resolve_device
 
 
 class SpectrogramCore(nn.Module):
@@ -35,6 +40,11 @@ class SpectrogramCore(nn.Module):
 
     def forward(self, image: Tensor) -> Tensor:
         return self.model.core(image)
+
+
+def optimized_core(model: SeparationModel, device: torch.device) -> SpectrogramCore:
+    """What a package compiles: the core of `zoo_core.inference.optimize` applied to ``model`` on ``device``."""
+    return SpectrogramCore(optimize(copy.deepcopy(model).to(device))).eval()
 
 
 def mixture_image(model: SeparationModel, frames: int, batch: int, generator: torch.Generator) -> Tensor:
@@ -59,6 +69,7 @@ def host_settings(metadata: dict) -> dict[str, str]:
         "overlap": str(metadata["chunked"]["overlap"]),
         "stems": ",".join(metadata["stems"]),
         "torch_version": metadata["torch_version"],
+        "device": metadata["device"],
     }
 
 
@@ -95,20 +106,24 @@ def export_aoti(
     entry: ModelEntry,
     path: Path,
     *,
+    device: str = "cpu",
     segment: Optional[int] = None,
     overlap: Optional[int] = None,
     check_frames: Optional[Sequence[int]] = None,
 ) -> ExportResult:
-    """Export, compile and package the core of ``model`` for the CPU; refuse to write when it disagrees with eager."""
+    """Export, compile and package the optimised core of ``model`` for ``device`` (``cpu`` or ``cuda``); refuse
+    to write when it disagrees with the unmodified eager core on CPU."""
     check_exportable(model)
+    target = resolve_device(device)
     segment, overlap = chunk_geometry(model, segment, overlap)
     model = copy.deepcopy(model).cpu().eval()
-    core = SpectrogramCore(model).eval()
+    reference = SpectrogramCore(model).eval()
+    core = optimized_core(model, target)
     generator = torch.Generator().manual_seed(0)
     frames = list(check_frames or default_check_frames(model))
-    with atomic_path(path) as temporary:
+    with atomic_path(path) as temporary, exact_float32():
         # batch 2 and two frame blocks: export specialises sizes 0 and 1, which would pin those dimensions
-        example = mixture_image(model, 2 * model.time_factor, 2, generator)
+        example = mixture_image(model, 2 * model.time_factor, 2, generator).to(target)
         program = _export_program(core, example, model.time_factor, entry.name)
         channels, bins = example.shape[1], example.shape[2]
         metadata = build_metadata(
@@ -126,7 +141,7 @@ def export_aoti(
                 "istft": "overlap-add divided by the summed squared window where it exceeds float32 tiny",
             },
             chunked={"segment": segment, "overlap": overlap, "blend": "zoo_core.chunking"},
-            device="cpu",
+            device=target.type,
         )
         torch._inductor.aoti_compile_and_package(
             program,
@@ -139,7 +154,7 @@ def export_aoti(
             for index, count in enumerate(frames):
                 batch = 2 if index == 1 else 1
                 image = mixture_image(model, count, batch, generator)
-                error = relative_error(compiled(image), core(image))
-                checks.append(Check(f"core, {batch}x{channels}x{bins}x{count}", error))
+                error = relative_error(compiled(image.to(target)), reference(image))
+                checks.append(Check(f"core, {batch}x{channels}x{bins}x{count} on {target.type}", error))
         refuse_if_any_failed(checks, path, "compiled")
     return ExportResult(path, metadata, checks)

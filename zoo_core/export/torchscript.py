@@ -6,11 +6,12 @@ and on CUDA. ``freeze=True`` writes a file frozen for one device instead, named 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -80,6 +81,18 @@ def default_check_lengths(model: SeparationModel) -> list[int]:
     return [model.n_fft // 2 + 1, 3 * model.hop_length + 7, model.settings.window_samples + model.hop_length // 2 + 1]
 
 
+@contextlib.contextmanager
+def exact_float32() -> Iterator[None]:
+    """CUDA float32 without TensorFloat-32 (cuDNN convolutions use TF32 by default on Ampere and newer, about
+    1e-3 relative): the checks compare float32 with float32. Restores the caller's settings."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def relative_error(actual: Tensor, expected: Tensor) -> float:
     if actual.shape != expected.shape:
         return float("inf")
@@ -93,7 +106,7 @@ def compare(
     """Eager on CPU is the reference; the scripted module runs on ``device``."""
     generator = torch.Generator().manual_seed(0)
     checks = []
-    with torch.no_grad():
+    with torch.no_grad(), exact_float32():
         for index, length in enumerate(lengths):
             batch = 2 if index == len(lengths) - 1 else 1
             mixture = 0.1 * torch.randn(batch, 2, length, generator=generator)

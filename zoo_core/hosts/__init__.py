@@ -53,21 +53,21 @@ class ArtifactModel(nn.Module):
         return self.default_segment
 
 
-class ScriptedModelStems(nn.Module):
-    """A TorchScript artifact's estimates of the model's own stems (its accompaniment is left to the engine).
-    Inputs go to the module's device and come back: a frozen module has no parameters that would tell."""
+class OnDevice(nn.Module):
+    """Runs ``separator`` on ``device``: inputs go there and come back (the engine keeps audio on the CPU; a
+    frozen TorchScript module or a compiled package has no parameters that would say where it runs)."""
 
-    def __init__(self, module: Any, model_stems: int, device: torch.device):
+    def __init__(self, separator: Any, device: torch.device, model_stems: int | None = None):
         super().__init__()
-        self.module = module
-        self.model_stems = model_stems
+        self.separator = separator
         self.device = device
+        self.model_stems = model_stems  # keep this many leading stems (a TorchScript file also gives accompaniment)
 
     def forward(self, mixture: Tensor) -> Tensor:
-        return self.module(mixture.to(self.device))[:, : self.model_stems].to(mixture.device)
-
-
-CPU_ONLY = ("aoti", "onnx")
+        out = self.separator(mixture.to(self.device))
+        if self.model_stems is not None:
+            out = out[:, : self.model_stems]
+        return out.to(mixture.device)
 
 
 def open_artifact(path: str | Path, device: str = "cpu") -> ArtifactModel:
@@ -80,19 +80,23 @@ def open_artifact(path: str | Path, device: str = "cpu") -> ArtifactModel:
     except RuntimeError:
         raise ZooError(f"unknown device {device!r}; use cpu or cuda") from None
     fmt = artifact_format(path)
-    if fmt in CPU_ONLY and target.type != "cpu":
-        raise ZooError(f"{path}: {fmt} files run on the CPU here; use a TorchScript file for --device {device}")
+    if fmt == "onnx" and target.type != "cpu":
+        raise ZooError(f"{path}: ONNX files run on the CPU here; use a TorchScript file for --device {device}")
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise ZooError("CUDA not available: this torch build or machine has no CUDA device; use --device cpu")
     if fmt == "torchscript":
-        if target.type == "cuda" and not torch.cuda.is_available():
-            raise ZooError("CUDA not available: this torch build or machine has no CUDA device; use --device cpu")
         module, metadata = load_torchscript(path, device)
         contract = FramingContract.from_metadata(metadata, str(path))
         placed = torch.device(metadata.get("frozen_for") or target)
-        separator: nn.Module = ScriptedModelStems(module, len(contract.model_stems), placed)
+        separator: nn.Module = OnDevice(module, placed, len(contract.model_stems))
     elif fmt == "aoti":
         core, metadata = load_aoti(path)
+        compiled_for = str(metadata.get("device") or "cpu")  # packages before the device entry were for the CPU
+        if torch.device(compiled_for).type != target.type:
+            raise ZooError(f"{path} is compiled for {compiled_for}; separate with --device {compiled_for}, or export "
+                           f"it again with zoo export --format aoti --device {target.type}")
         contract = FramingContract.from_metadata(metadata, str(path))
-        separator = SpectralHost(core, contract)
+        separator = OnDevice(SpectralHost(core, contract).to(target), target)
     else:
         from ..export.onnx_runtime import OnnxCore
 

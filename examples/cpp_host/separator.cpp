@@ -1,0 +1,37 @@
+#include "separator.h"
+
+#include <ATen/Context.h>
+#include <torch/headeronly/version.h>
+
+#include <regex>
+
+#include "host_error.h"
+
+c10::Device parse_device(const std::string& name) {
+  std::optional<c10::Device> device;
+  try {
+    device = c10::Device(name);
+  } catch (const std::exception&) {
+  }
+  if (!device || !(device->is_cpu() || device->is_cuda())) {
+    throw HostError("unknown device '" + name + "'; use cpu, cuda or cuda:N", 2);
+  }
+  if (device->is_cuda() && !at::hasCUDA()) {
+    throw HostError("CUDA is not available: this libtorch was built without CUDA, or the machine has no GPU", 2);
+  }
+  return *device;
+}
+
+void check_torch_version(const std::string& exported, const std::string& path) {
+  std::smatch parts;
+  if (!std::regex_search(exported, parts, std::regex(R"((\d+)\.(\d+)\.(\d+))"))) {
+    throw HostError(path + ": unreadable torch_version '" + exported + "' in its metadata", 2);
+  }
+  const std::vector<int> file{std::stoi(parts[1]), std::stoi(parts[2]), std::stoi(parts[3])};
+  const std::vector<int> host{TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH};
+  if (file > host) {
+    throw HostError(path + " was exported with torch " + exported + ", newer than this host's libtorch " +
+                        TORCH_VERSION + "; rebuild the host against that torch",
+                    2);
+  }
+}
