@@ -14,9 +14,9 @@ Forms: ``eager`` (`zoo_core.separate.separate`, default segment and overlap) of 
 glibc's default malloc, ``reference-malloc``, and with `zoo_core.allocator.tune_allocator` as every other form),
 of `zoo_core.inference.optimize` (float32) and of its bfloat16 variant; ``torchscript`` (the optimised model
 exported with `zoo_core.export.torchscript`, loaded with ``torch.jit.load``, same segment/overlap);
-``cpp`` (examples/cpp_host, if built, on that file; its own in-process timing); ``aoti`` (the AOTInductor
-package of the U-Net core in place of the U-Net, Python chunking; compiling takes minutes, so ``--quick`` does
-it for tdc-17 only); ``onnx`` (`zoo_core.export.onnx`'s file of the core, run by ONNX Runtime's CPU provider with
+``cpp`` (examples/cpp_host, if built, on that file; its own timing, start-up reported apart); ``aoti`` (the
+AOTInductor package of optimize()'s core through `zoo_core.hosts` and the same `separate`; compiling takes
+minutes, so ``--quick`` does it for tdc-17 only) and ``cpp-aoti`` (the C++ host on that package); ``onnx`` (`zoo_core.export.onnx`'s file of the core, run by ONNX Runtime's CPU provider with
 torch's thread count, through `zoo_core.hosts` and the same `separate`). Peers: see benchmarks/peers.py (install them with the command given there).
 Separately: peak RSS of streaming file separation (`separate_file`) of a 10-minute against a 1-minute track,
 each in a fresh process, and `zoo_core.metrics.sdr` against museval on one 3-minute estimate.
@@ -122,17 +122,11 @@ def make_runner(spec: dict[str, Any], mixture: torch.Tensor):
 
         hosted = open_artifact(spec["path"])  # ONNX Runtime session, torch.get_num_threads() threads
         return lambda: separate(hosted, mixture, RATE)
-    if kind == "aoti":
-        package = torch._inductor.aoti_load_package(spec["path"])
-        model = build_model(spec["model"], "reference")
+    if kind == "aoti":  # the package holds optimize()'s core; zoo_core.hosts does the STFT around it
+        from zoo_core.hosts import open_artifact
 
-        class CompiledCore(torch.nn.Module):
-            def forward(self, image: torch.Tensor) -> torch.Tensor:
-                return package(image)
-
-        model.unet = CompiledCore()
-        model.masking = False  # the package applies the mask itself (zoo_core.export.aoti.SpectrogramCore)
-        return lambda: separate(model, mixture, RATE)
+        hosted = open_artifact(spec["path"])
+        return lambda: separate(hosted, mixture, RATE)
     raise ValueError(f"unknown worker kind {kind!r}")
 
 
@@ -193,6 +187,7 @@ class HostRun:
                         "--overlap", str(overlap), "--batch-size", "1"]
         self.peak_rss_mb = 0.0
         self.program_seconds: list[float] = []
+        self.startup_seconds: list[float] = []  # loading the model and reading the input, as the host reports it
 
     def run(self) -> float:
         import re
@@ -203,6 +198,7 @@ class HostRun:
         if done.returncode != 0:
             raise RuntimeError(f"C++ host failed: {done.stderr[-2000:]}")
         self.peak_rss_mb = max(self.peak_rss_mb, int(done.stderr.strip().splitlines()[-1]) / 1024)
+        self.startup_seconds.append(float(re.search(r"start-up ([0-9.e+-]+) s", done.stdout).group(1)))
         return float(re.search(r"audio in ([0-9.e+-]+) s", done.stdout).group(1))
 
     def close(self) -> float:
@@ -442,7 +438,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             print(f"{name}: exporting", flush=True)
             files = export_forms(name, work, with_aoti, not args.skip_onnx)
             segment, overlap = geometry(build_model(name, "reference"))
-            builds = BUILDS if not args.quick or name == "tfc-tdf-large" else ("reference", "optimized")
+            builds = args.builds or (BUILDS if not args.quick or name == "tfc-tdf-large" else ("reference", "optimized"))
             specs: dict[tuple[str, str, str], Any] = {
                 (name, "eager", build): {"kind": "eager", "model": name, "build": build,
                                          "tune_allocator": build != "reference-malloc", **base}
@@ -453,15 +449,19 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             if "onnx" in files:  # the file holds optimize()'s exact rewrite in standard operations
                 specs[(name, "onnx", "optimized")] = {"kind": "onnx", "path": str(files["onnx"]), **base}
             if "aoti" in files:
-                specs[(name, "aoti", "reference")] = {"kind": "aoti", "model": name, "path": str(files["aoti"]), **base}
+                specs[(name, "aoti", "optimized")] = {"kind": "aoti", "path": str(files["aoti"]), **base}
             if HOST.exists() and (not args.quick or name == "tdc-17"):
                 specs[(name, "cpp", "optimized")] = HostRun(files["torchscript"], wav, work / "host-out", segment, overlap)
+                if "aoti" in files:
+                    specs[(name, "cpp-aoti", "optimized")] = HostRun(files["aoti"], wav, work / "host-out", segment, overlap)
             flops = paper_model_flops(name, samples)
             print(f"{name}: timing {len(specs)} forms", flush=True)
             for (model, variant, build), (times, rss) in run_group(specs, args.repeats).items():
                 extra = {"segment": segment, "overlap": overlap}
-                if variant == "cpp":  # the host's own timing excludes start-up and WAV I/O; this includes them
-                    extra["program_seconds"] = statistics.median(specs[(model, variant, build)].program_seconds[WARMUP_ROUNDS:])
+                if variant.startswith("cpp"):  # the host's own timing excludes start-up and WAV I/O; these include them
+                    run = specs[(model, variant, build)]
+                    extra["program_seconds"] = statistics.median(run.program_seconds[WARMUP_ROUNDS:])
+                    extra["startup_seconds"] = statistics.median(run.startup_seconds[WARMUP_ROUNDS:])
                 results.append(row(model, variant, build, times, rss, flops, seconds, peak, **extra))
                 print_row(results[-1])
         if not args.skip_peers:
@@ -501,7 +501,8 @@ def ratios(results: list[dict[str, Any]], memory: list[dict[str, Any]], sdr_chec
             other = by.get((name, other_variant, other_build))
             if other:
                 out[f"{name} {label}"] = other["realtime_factor"] / r["realtime_factor"]
-        for form, form_build in (("torchscript", "optimized"), ("cpp", "optimized"), ("aoti", "reference"), ("onnx", "optimized")):
+        for form, form_build in (("torchscript", "optimized"), ("cpp", "optimized"), ("aoti", "optimized"),
+                                 ("cpp-aoti", "optimized"), ("onnx", "optimized")):
             other = by.get((name, form, form_build))
             if other:
                 base = r if form_build == "optimized" else reference
@@ -520,6 +521,9 @@ def print_row(r: dict[str, Any]) -> None:
     print(f"  {r['name']:<14} {r['variant']:<11} {r['build']:<16} {r['wall_seconds']:8.2f} s  {r['realtime_factor']:7.2f}x rt  "
           f"{r['peak_rss_mb']:7.0f} MB  {r['gflop_per_audio_s']:6.1f} GFLOP/audio-s  {r['achieved_gflop_s']:6.1f} GFLOP/s "
           f"({100 * r['fraction_of_matmul_peak']:.0f}% of matmul)", flush=True)
+    if "startup_seconds" in r:
+        print(f"  {'':<14} {'':<11} {'':<16} start-up {r['startup_seconds']:.2f} s, whole program {r['program_seconds']:.2f} s",
+              flush=True)
 
 
 def main() -> None:
@@ -531,6 +535,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=PAPER_MODELS)
     parser.add_argument("--seconds", type=float, help="input length (default 60, 10 with --quick)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--builds", nargs="+", choices=BUILDS, help="eager builds to time (default: all of them)")
     for part in ("aoti", "onnx", "peers", "memory", "sdr"):
         parser.add_argument(f"--skip-{part}", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
