@@ -27,7 +27,7 @@ from ..inference import optimize
 from ..model import SeparationModel
 from ..registry import ModelEntry
 from ..files import atomic_path
-from .metadata import METADATA_FILE, build_metadata, chunk_geometry
+from .metadata import METADATA_FILE, build_metadata, chunk_geometry, core_contract
 from .torchscript import Check, ExportResult, exact_float32, refuse_if_any_failed, relative_error, resolve_device
 
 
@@ -130,16 +130,7 @@ def export_aoti(
             model,
             entry,
             "aoti",
-            input={"shape": ["batch", channels, bins, "frames"], "dtype": "float32", "frames_multiple_of": model.time_factor},
-            output={
-                "shape": ["batch", len(model.stems), channels, bins, "frames"],
-                "meaning": "one image per model stem in the same framing; accompaniment = mixture minus vocals, in the host",
-            },
-            host={
-                "padding": "as SeparationModel.padding: zero-pad so frames are a multiple of time_factor",
-                "stft": "torch.stft, periodic Hann window, reflect padding when center is true",
-                "istft": "overlap-add divided by the summed squared window where it exceeds float32 tiny",
-            },
+            **core_contract(model, channels, bins),
             chunked={"segment": segment, "overlap": overlap, "blend": "zoo_core.chunking"},
             device=target.type,
         )

@@ -71,6 +71,29 @@ def build_metadata(model: SeparationModel, entry: ModelEntry, fmt: str, **extra:
     }
 
 
+def core_contract(model: SeparationModel, channels: int, bins: int, input_name: Optional[str] = None,
+                  output_name: Optional[str] = None) -> dict[str, Any]:
+    """The ``input``, ``output`` and ``host`` entries of a core-only file (AOTInductor, ONNX): what a host does
+    around the spectrogram core, the same contract for every such format (`zoo_core.hosts.spectral` follows it)."""
+    names = lambda name: {"name": name} if name else {}  # noqa: E731
+    return {
+        "input": {**names(input_name), "shape": ["batch", channels, bins, "frames"], "dtype": "float32",
+                  "frames_multiple_of": model.time_factor},
+        "output": {
+            **names(output_name),
+            "shape": ["batch", len(model.stems), channels, bins, "frames"],
+            "meaning": "one image per model stem in the same framing; accompaniment = mixture minus vocals, in the host",
+        },
+        "host": {
+            "padding": "as SeparationModel.padding: zero-pad so frames are a multiple of time_factor",
+            "stft": "periodic Hann window, reflect padding when center is true; keep the lowest bins",
+            "image": "cac: channels [Re L, Im L, Re R, Im R]; magnitude: |X| per channel, phase from the mixture",
+            "istft": "zero-fill the bins above; overlap-add divided by the summed squared window where it exceeds "
+                     "float32 tiny",
+        },
+    }
+
+
 def release(version: str) -> tuple[int, ...]:
     """``"2.13.0+cpu"`` → ``(2, 13, 0)``: local tags and pre-release suffixes do not change the file format."""
     match = re.match(r"\d+(\.\d+)*", version)

@@ -35,7 +35,7 @@ from ..inference import optimize
 from ..model import SeparationModel
 from ..registry import ModelEntry
 from .aoti import SpectrogramCore, default_check_frames, host_settings, mixture_image
-from .metadata import METADATA_FILE, build_metadata, chunk_geometry
+from .metadata import METADATA_FILE, build_metadata, chunk_geometry, core_contract
 from .onnx_runtime import INSTALL_HINT, OnnxCore, open_session
 from .torchscript import Check, ExportResult, refuse_if_any_failed, relative_error
 
@@ -156,19 +156,7 @@ def export_onnx(
             model,
             entry,
             "onnx",
-            input={"name": INPUT_NAME, "shape": ["batch", channels, bins, "frames"], "dtype": "float32",
-                   "frames_multiple_of": model.time_factor},
-            output={
-                "name": OUTPUT_NAME,
-                "shape": ["batch", len(model.stems), channels, bins, "frames"],
-                "meaning": "one image per model stem in the same framing; accompaniment = mixture minus vocals, in the host",
-            },
-            host={
-                "padding": "as SeparationModel.padding: zero-pad so frames are a multiple of time_factor",
-                "stft": "periodic Hann window, reflect padding when center is true; keep the lowest bins",
-                "image": "cac: channels [Re L, Im L, Re R, Im R]; magnitude: |X| per channel, phase from the mixture",
-                "istft": "zero-fill the bins above; overlap-add divided by the summed squared window where it exceeds float32 tiny",
-            },
+            **core_contract(model, channels, bins, INPUT_NAME, OUTPUT_NAME),
             chunked={"segment": segment, "overlap": overlap, "blend": "zoo_core.chunking"},
             onnx={"opset": OPSET, "exporter": "torch.onnx (TorchScript-based)"},
             device="cpu",
