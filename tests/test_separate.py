@@ -9,7 +9,6 @@ import soundfile as sf
 import soxr
 import torch
 
-import zoo_core
 from zoo_core.audio import read_audio, read_stems
 from zoo_core.chunking import overlap_weights, segment_starts
 from zoo_core.errors import ZooError
@@ -21,12 +20,9 @@ OVERLAP_ADD_CLIP_SDR = 1.806
 
 
 @pytest.fixture(scope="module")
-def model(weights_mirror):
-    model = zoo_core.create_model("tdc-17:top1")
-    state = torch.load(weights_mirror / "cac_tdc_17_vocals_top1.pt", map_location="cpu", weights_only=True)
-    model.unet.load_state_dict(state)
-    model.weights_info = {"model": "tdc-17", "variant": "top1"}  # as load_model records it
-    return model.eval()
+def model(tdc17_top1):
+    """tdc-17 with the authors' top1 weights, described as load_model describes it (tests/conftest.py)."""
+    return tdc17_top1
 
 
 @pytest.fixture(scope="module")
