@@ -29,6 +29,7 @@ COMMANDS = {
     "export": "export:export_command",
     "inspect": "export:inspect_command",
     "train": "train:train_command",
+    "serve": "serve:serve_command",
 }
 
 
