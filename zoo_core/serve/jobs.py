@@ -182,8 +182,8 @@ class Queue:
                     self.jobs.pop(job.id, None)
                     self._changed()
                 self.work.remove(job.id)
-            elif not self._stopping.is_set():
-                self._save(job)
+            else:
+                self._save(job)  # done, failed, or queued again by a stop
             if time.time() - self._last_cleanup >= CLEANUP_EVERY_S:
                 self.cleanup()
 

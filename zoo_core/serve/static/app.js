@@ -76,7 +76,7 @@ function renderModels() {
     const row = el("tr", { class: model.name === state.chosenModel ? "chosen-row" : "", "data-model": model.name },
       el("td", {}, radio),
       el("td", {}, el("label", { for: id, title: model.description, text: model.name })),
-      el("td", { text: model.stems.join(", ") }),
+      el("td", { class: "stems-cell", text: model.stems.join(", ") }),
       el("td", { class: "num", text: model.parameters.toLocaleString() }),
       el("td", { class: "num", text: model.paper_sdr === null ? "–" : model.paper_sdr.toFixed(2) }),
       weightsCell(model),
