@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -43,6 +44,7 @@ def serve_command(host: str, port: int, allow_remote: bool, work_dir: Optional[P
         raise ZooError(EXTRA_HINT) from None
     warning = check_bind(host, allow_remote)
     from ..serve.app import LOOPBACK_HOSTS, create_app
+    from ..serve.table import model_table
     from ..serve.workdir import WorkFolder
     from ..weights.cache import zoo_home
 
@@ -56,6 +58,8 @@ def serve_command(host: str, port: int, allow_remote: bool, work_dir: Optional[P
         warn(warning)
     click.echo(f"svs-zoo serving on http://{shown}:{bound}/")
     click.echo(f"work folder {work.root}; Ctrl-C stops", err=True)
+    # count the models' parameters while nobody waits (the page's first table would otherwise take seconds)
+    threading.Thread(target=model_table, args=({},), name="zoo-serve-table", daemon=True).start()
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=3))
     server.run(sockets=[listener])
 

@@ -4,15 +4,23 @@ machine's measured speed, and which model the page selects by default."""
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Optional
 
-DEFAULT_MODEL = "tdc-17"  # preferred when cached: the fast paper model (zoo_core.separate.DEFAULT_MODEL)
+DEFAULT_MODEL = "tdc-17"  # the fast paper model (zoo_core.separate.DEFAULT_MODEL), preferred when nothing else is here
+_counting = threading.Lock()  # one thread counts, others wait for its cached figures
+
+
+def parameters(name: str) -> int:
+    """Trainable parameters, counted on a model built on the meta device (no memory, no initialisation:
+    mdx23c's 112M parameters count in a fraction of a second, after a one-off import of torch's reference
+    operations). They never change while the server runs."""
+    with _counting:
+        return _count(name)
 
 
 @functools.lru_cache(maxsize=None)
-def _parameters(name: str) -> int:
-    """Trainable parameters, counted on a model built on the meta device (no memory, no initialisation:
-    mdx23c's 112M parameters count in a fraction of a second). They never change while the server runs."""
+def _count(name: str) -> int:
     import torch
 
     from ..registry import count_parameters, create_model, get_entry
@@ -37,7 +45,7 @@ def model_table(speeds: dict[str, float]) -> dict:
             "name": name,
             "description": entry.description,
             "stems": output_stems(entry.stems),
-            "parameters": _parameters(name),
+            "parameters": parameters(name),
             "paper_sdr": entry.paper_sdr,
             "weights": weights_status(entry),
             "cached": entry.default_variant is not None and is_cached(entry),
@@ -50,9 +58,9 @@ def model_table(speeds: dict[str, float]) -> dict:
 
 
 def default_model(rows: list[dict]) -> Optional[str]:
-    """A model whose weights are here: tdc-17 if it is, else the cached one with the best published SDR."""
+    """A model whose weights are here: tdc-17 if it is, else the cached one with the best published SDR; with
+    none here, tdc-17 (its weights are one click away)."""
     cached = [row for row in rows if row["cached"]]
-    if any(row["name"] == DEFAULT_MODEL for row in cached):
+    if not cached or any(row["name"] == DEFAULT_MODEL for row in cached):
         return DEFAULT_MODEL
-    cached.sort(key=lambda row: -(row["paper_sdr"] or float("-inf")))
-    return cached[0]["name"] if cached else None
+    return max(cached, key=lambda row: row["paper_sdr"] or float("-inf"))["name"]

@@ -17,7 +17,9 @@ function el(tag, attributes = {}, ...children) {
   return node;
 }
 
-const megabytes = (bytes) => `${(bytes / 1e6).toLocaleString(undefined, { maximumFractionDigits: 1 })} MB`;
+const megabytes = (bytes) => bytes < 1e6
+  ? `${Math.max(1, Math.round(bytes / 1e3))} KB`
+  : `${(bytes / 1e6).toLocaleString(undefined, { maximumFractionDigits: 1 })} MB`;
 const seconds = (value) => `${value.toFixed(1)} s`;
 
 async function api(path, options = {}) {
@@ -130,7 +132,7 @@ function addFiles(list) {
 function renderFiles() {
   $("#chosen").replaceChildren(...state.files.map((item, index) => el("li", { class: item.error ? "error" : "" },
     el("span", { class: "file-name", text: item.file.name }),
-    el("span", { class: "hint", text: ` ${megabytes(item.file.size)} · ${item.error || item.status}` }),
+    el("span", { class: "hint", text: `${megabytes(item.file.size)} · ${item.error ? "refused (see the message below)" : item.status}` }),
     item.status === "uploading" ? null : el("button", { type: "button", class: "small link-button", text: "Remove",
       "aria-label": `Remove ${item.file.name} from the list`,
       onclick: () => { state.files.splice(index, 1); renderFiles(); } }))));
@@ -163,13 +165,16 @@ async function start() {
   if (!state.files.length) { say("Choose or drop at least one file first."); return; }
   if (!stems.length) { say("Tick at least one stem."); return; }
   $("#start").disabled = true;
+  let scrolled = false;
   for (const item of [...state.files]) {
     if (item.error) continue;
     item.status = "uploading";
     renderFiles();
     const result = await upload(item, model.name, stems);
-    if (result.ok) state.files.splice(state.files.indexOf(item), 1);
-    else { item.error = result.error; say(result.error); }
+    if (result.ok) {
+      state.files.splice(state.files.indexOf(item), 1);
+      if (!scrolled) { scrolled = true; $("#queue-title").scrollIntoView({ behavior: "smooth", block: "start" }); }
+    } else { item.error = result.error; say(result.error); }
     renderFiles();
     poll();
   }
