@@ -51,7 +51,7 @@ def serve_command(host: str, port: int, allow_remote: bool, work_dir: Optional[P
     work = WorkFolder(work_dir if work_dir is not None else zoo_home() / "serve")
     listener = _listen(host, port)
     app = create_app(work, max_upload_bytes=int(max_upload_mb * 1_000_000), keep_hours=keep_hours, device=device,
-                     allowed_hosts=LOOPBACK_HOSTS if warning is None else ["*"])
+                     allowed_hosts=[*LOOPBACK_HOSTS, host] if warning is None else ["*"])
     bound = listener.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     if warning is not None:

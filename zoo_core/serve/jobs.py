@@ -107,7 +107,11 @@ class Queue:
         self.cleanup()
 
     def _save(self, job: Job) -> None:
-        write_text_atomically(self.work.job_folder(job.id) / JOB_FILE, json.dumps(job.saved(), indent=1))
+        """Best effort (a full disk must not stop the queue): the manifest, not this file, says what is done."""
+        try:
+            write_text_atomically(self.work.job_folder(job.id) / JOB_FILE, json.dumps(job.saved(), indent=1))
+        except ZooError as exc:
+            print(f"warning: {exc}", file=sys.stderr)
 
     def _changed(self) -> None:
         with self.lock:
@@ -115,7 +119,7 @@ class Queue:
             self.lock.notify_all()
 
     def submit(self, job: Job) -> None:
-        self._save(job)
+        write_text_atomically(self.work.job_folder(job.id) / JOB_FILE, json.dumps(job.saved(), indent=1))
         with self.lock:
             self.jobs[job.id] = job
             self._changed()
@@ -175,7 +179,11 @@ class Queue:
     def _work(self) -> None:
         while (job := self._next()) is not None:
             self._save(job)
-            self._separate(job)
+            try:
+                self._separate(job)
+            except Exception:  # a bug around one job (the engine's own errors are handled inside) spares the rest
+                traceback.print_exc(file=sys.stderr)
+                self._finish(job, FAILED, error="internal error; see the server's log")
             if job.id in self._cancelled:
                 self._cancelled.discard(job.id)
                 with self.lock:
@@ -246,9 +254,12 @@ class Queue:
                 traceback.print_exc(file=sys.stderr)
                 message = f"internal error: {first_line(exc, with_type=True)}"
             message = message.replace(f"{folder}/", "")  # the page knows the file by its name
-            book.append(record(source, outputs, label, RECORDED_FAILED, error=message,
-                               seconds=time.perf_counter() - started))
             self._finish(job, FAILED, error=message, label=label)
+            try:
+                book.append(record(source, outputs, label, RECORDED_FAILED, error=message,
+                                   seconds=time.perf_counter() - started))
+            except ZooError as problem:  # e.g. a full disk: the page shows the job's own message all the same
+                print(f"warning: {problem}", file=sys.stderr)
 
     def _finish(self, job: Job, state: str, **values) -> None:
         for key, value in values.items():
