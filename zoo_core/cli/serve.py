@@ -13,7 +13,7 @@ from ..errors import ZooError
 from . import warn
 
 
-@click.command("serve", short_help="A local web page: drop songs, pick a model, play and download the stems.")
+@click.command("serve", short_help="Serve a local web page for separating songs.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Only this machine can reach the default; another address needs --allow-remote.")
 @click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True, help="Port (0: any free one).")

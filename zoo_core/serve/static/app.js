@@ -259,7 +259,10 @@ function updateJob(entry) {
   const text = node.querySelector(".job-progress-text");
   const stateText = { queued: "waiting", running: "separating", done: "done", failed: "failed" }[job.state];
   node.querySelector(".job-state").textContent = stateText;
-  if (job.state === "running" && total && rate) {
+  if (job.state === "running" && !done) {
+    bar.value = 0;
+    text.textContent = `starting: loading ${job.model} and the first block…`;
+  } else if (job.state === "running" && total && rate) {
     bar.value = Math.min(1, done / total);
     text.textContent = `${seconds(done / rate)} of ${seconds(total / rate)} of audio · ${Math.round(100 * Math.min(1, done / total))}%`;
   } else if (job.state === "queued") {
