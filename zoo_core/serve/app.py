@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import shutil
+import time
 import zipfile
 from pathlib import Path
 from typing import Optional
@@ -106,11 +107,11 @@ def create_app(work: WorkFolder | Path, *, max_upload_bytes: int = DEFAULT_MAX_U
             if need > free:
                 raise HttpError(f"{name}: not enough disk space for its stems (about {_megabytes(need)} needed, "
                                 f"{_megabytes(free)} free)", 507)
-            job = Job(id=job_id, name=name, model=model, stems=stems, created=_now(), frames=reader.frames,
+            job = Job(id=job_id, name=name, model=model, stems=stems, created=time.time(), frames=reader.frames,
                       sample_rate=reader.sample_rate, channels=reader.channels)
             queue.submit(job)
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)  # rule 1: a refused or interrupted upload goes at once
+            work.remove(job_id)  # rule 1: a refused or interrupted upload goes at once
             raise
         return JSONResponse({"id": job.id, "name": job.name}, status_code=201)
 
@@ -218,12 +219,6 @@ def create_app(work: WorkFolder | Path, *, max_upload_bytes: int = DEFAULT_MAX_U
     app.state.queue = queue
     app.state.work = work
     return app
-
-
-def _now() -> float:
-    import time
-
-    return time.time()
 
 
 def _probe(path: Path, folder: Path):

@@ -106,10 +106,13 @@ class Queue:
         self.jobs = {job.id: job for job in sorted(jobs, key=lambda j: j.created)}
         self.cleanup()
 
+    def _write(self, job: Job) -> None:
+        write_text_atomically(self.work.job_folder(job.id) / JOB_FILE, json.dumps(job.saved(), indent=1))
+
     def _save(self, job: Job) -> None:
         """Best effort (a full disk must not stop the queue): the manifest, not this file, says what is done."""
         try:
-            write_text_atomically(self.work.job_folder(job.id) / JOB_FILE, json.dumps(job.saved(), indent=1))
+            self._write(job)
         except ZooError as exc:
             print(f"warning: {exc}", file=sys.stderr)
 
@@ -119,7 +122,7 @@ class Queue:
             self.lock.notify_all()
 
     def submit(self, job: Job) -> None:
-        write_text_atomically(self.work.job_folder(job.id) / JOB_FILE, json.dumps(job.saved(), indent=1))
+        self._write(job)  # a job that cannot be recorded is refused (the upload says why)
         with self.lock:
             self.jobs[job.id] = job
             self._changed()
@@ -166,14 +169,14 @@ class Queue:
     def _next(self) -> Optional[Job]:
         with self.lock:
             while not self._stopping.is_set():
+                if time.time() - self._last_cleanup >= CLEANUP_EVERY_S:
+                    self.cleanup()
                 job = next((j for j in self.jobs.values() if j.state == QUEUED), None)
                 if job is not None:
                     job.state, job.done_frames = RUNNING, 0
                     self._changed()
                     return job
                 self.lock.wait(timeout=CLEANUP_EVERY_S)
-                if time.time() - self._last_cleanup >= CLEANUP_EVERY_S:
-                    self.cleanup()
         return None
 
     def _work(self) -> None:
@@ -192,8 +195,6 @@ class Queue:
                 self.work.remove(job.id)
             else:
                 self._save(job)  # done, failed, or queued again by a stop
-            if time.time() - self._last_cleanup >= CLEANUP_EVERY_S:
-                self.cleanup()
 
     def _check(self, job: Job) -> None:
         if self._stopping.is_set() or job.id in self._cancelled:
