@@ -86,6 +86,9 @@ def test_the_page_separates_the_clip_in_a_real_browser(server, clip_path, tmp_pa
             page = browser.new_page()
             page_errors: list[str] = []
             page.on("pageerror", lambda error: page_errors.append(str(error)))
+            # console errors other than the refused upload's HTTP status: a CSP violation would show up here
+            page.on("console", lambda message: message.type == "error" and "Failed to load resource" not in
+                    message.text and page_errors.append(message.text))
             page.goto(url)
             row = page.locator("tr[data-model='tdc-17']")
             row.wait_for(timeout=120_000)
@@ -99,6 +102,7 @@ def test_the_page_separates_the_clip_in_a_real_browser(server, clip_path, tmp_pa
             assert row.locator(".weights").inner_text().startswith("✓ 1 of 3 cached")
 
             page.check("#model-tdc-17")
+            _drop_lists_the_file(page)
             page.set_input_files("#file-input", [str(clip_path), str(garbage)])
             page.click("#start")
             progress = _follow_progress(page)
@@ -143,6 +147,20 @@ def test_the_page_separates_the_clip_in_a_real_browser(server, clip_path, tmp_pa
         expected, expected_rate = sf.read(cli_out / name, dtype="float32")
         assert served_rate == expected_rate and np.array_equal(served, expected), name
     assert vocals == archive.read(written[1])
+
+
+def _drop_lists_the_file(page) -> None:
+    """A file dropped on the drop zone joins the list of files to separate (and can be taken off it again)."""
+    from playwright.sync_api import expect
+
+    files = page.evaluate_handle(
+        "() => { const t = new DataTransfer(); t.items.add(new File(['RIFF'], 'dropped.wav')); return t; }")
+    page.dispatch_event("#drop", "drop", {"dataTransfer": files})
+    chosen = page.locator("#chosen li")
+    expect(chosen).to_have_count(1)
+    assert chosen.locator(".file-name").inner_text() == "dropped.wav"
+    chosen.get_by_role("button", name="Remove dropped.wav from the list").click()
+    expect(chosen).to_have_count(0)
 
 
 def _pull_progress_is_drawn(page) -> None:
