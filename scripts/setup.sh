@@ -3,6 +3,7 @@
 # when missing and we are root; otherwise named), then torch and svs-zoo with its test extras.
 #   ffmpeg/ffprobe   museval (zoo eval) imports stempeg, which looks for them at import time
 #   cmake, g++       the example C++ host (examples/cpp_host)
+#   chromium         the browser that the tests of `zoo serve`'s page drive (tests/test_serve_browser.py)
 # TORCH_SPEC overrides the torch requirement (default torch==2.13.0; svs-zoo supports >=2.4,<2.15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,15 +13,16 @@ missing=()
 { command -v ffmpeg && command -v ffprobe; } >/dev/null || missing+=(ffmpeg)
 command -v cmake >/dev/null || missing+=(cmake)
 command -v g++ >/dev/null || missing+=(g++)
+[ -x /usr/bin/chromium ] || [ -n "${ZOO_CHROMIUM:-}" ] || missing+=(chromium)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     step "[1/4] installing system packages: ${missing[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    step "[1/4] please install ${missing[*]} (needed by zoo eval / the C++ host); continuing without"
+    step "[1/4] please install ${missing[*]} (needed by zoo eval / the C++ host / the page's tests); continuing without"
   fi
 else
-  step "[1/4] system packages present (ffmpeg, cmake, g++)"
+  step "[1/4] system packages present (ffmpeg, cmake, g++, chromium)"
 fi
 
 if [ -x .venv/bin/python ]; then

@@ -28,6 +28,8 @@ def test_wheel_contains_everything_and_lists_every_model(tmp_path):
     plugins = ("zoo_unet", "zoo_tdf", "zoo_tdc", "zoo_tfc", "zoo_tfc_tdf", "zoo_tdc_rnn", "zoo_tfc_rnn", "zoo_tfc_tdf_v3")
     for plugin in plugins:
         assert f"{plugin}/__init__.py" in names
+    for page in ("index.html", "app.js", "style.css"):  # zoo serve's page is served from the package
+        assert f"zoo_core/serve/static/{page}" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "[svs_zoo.plugins]" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

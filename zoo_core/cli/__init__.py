@@ -29,6 +29,7 @@ COMMANDS = {
     "export": "export:export_command",
     "inspect": "export:inspect_command",
     "train": "train:train_command",
+    "serve": "serve:serve_command",
 }
 
 
@@ -80,7 +81,8 @@ def run_guarded(call):
 def main() -> None:
     """svs-zoo: U-Net singing-voice separation models (Choi et al., ISMIR 2020).
 
-    List the models, pull their weights, separate and evaluate songs, export for C++ deployment, train.
+    List the models, pull their weights, separate and evaluate songs (also in a web page: zoo serve), export
+    for C++ deployment, train.
     """
     from ..allocator import tune_allocator
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import shutil
 import sys
 import tempfile
 import urllib.error
@@ -29,6 +28,9 @@ from .hashing import file_digests
 
 TIMEOUT_S = 30
 _CHUNK = 1 << 16
+# a pull's stages for a caller that shows them (the web page): report(stage, bytes done, bytes in all or None),
+# stage "download" (repeatedly, as bytes arrive), "verify" (hashing against the registry), "convert"
+Report = Callable[[str, int, Optional[int]], None]
 MIRROR_HINT = "set ZOO_WEIGHTS_MIRROR=DIR to a folder holding the original files"
 
 
@@ -52,22 +54,27 @@ def can_fetch() -> bool:
     return mirror_dir() is not None or network_allowed()
 
 
-def fetch_original(variant: WeightVariant, label: str, folder: Path, progress: bool = True) -> Path:
+def fetch_original(
+    variant: WeightVariant, label: str, folder: Path, progress: bool = True, report: Optional[Report] = None
+) -> Path:
     """Copy or download ``variant``'s original file into ``folder`` under its original name and verify it.
 
-    ``label`` (``model:variant``) only appears in messages. Returns the verified file.
+    ``label`` (``model:variant``) only appears in messages; ``report`` hears the stages (`Report`). Returns the
+    verified file.
     """
+    report = report or (lambda stage, done, total: None)
     mirror = mirror_dir()
     final = folder / original_name(variant, label)
     handle, temporary = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=folder)
     try:
         with os.fdopen(handle, "wb") as target:
             if mirror is not None:
-                _copy_from_mirror(mirror, variant, label, target)
+                _copy_from_mirror(mirror, variant, label, target, report)
             elif network_allowed():
-                _download(variant, label, final.name, target, progress)
+                _download(variant, label, final.name, target, progress, report)
             else:
                 raise ZooError(f"ZOO_OFFLINE is set, so {final.name} cannot be downloaded; {MIRROR_HINT}", exit_code=1)
+        report("verify", 0, None)
         verify(Path(temporary), variant, label)
         os.replace(temporary, final)
     finally:
@@ -104,25 +111,34 @@ def verify(path: Path, variant: WeightVariant, label: str) -> None:
             )
 
 
-def _copy_from_mirror(mirror: Path, variant: WeightVariant, label: str, target: BinaryIO) -> None:
+def _copy_from_mirror(mirror: Path, variant: WeightVariant, label: str, target: BinaryIO, report: Report) -> None:
     source = mirror / original_name(variant, label)
     if not source.is_file():
         raise ZooError(f"the weights mirror {mirror} has no {source.name} (needed for {label})", exit_code=1)
+    total, done = source.stat().st_size, 0
     with open(source, "rb") as reader:
-        shutil.copyfileobj(reader, target, _CHUNK)
+        while block := reader.read(_CHUNK):
+            target.write(block)
+            done += len(block)
+            report("download", done, total)
 
 
-def _download(variant: WeightVariant, label: str, file_name: str, target: BinaryIO, progress: bool) -> None:
+def _download(
+    variant: WeightVariant, label: str, file_name: str, target: BinaryIO, progress: bool, report: Report
+) -> None:
     hint = f"run `zoo pull {label}` when online, or {MIRROR_HINT} ({file_name}), or `zoo import` a local copy"
     if not variant.url:
         raise ZooError(f"{file_name} has no download URL; {hint}", exit_code=1)
     try:
         with urllib.request.urlopen(variant.url, timeout=TIMEOUT_S) as response:
             total = int(response.headers.get("Content-Length") or 0) or variant.bytes
+            done = 0
             with _progress(progress, file_name, total) as advance:
                 while block := response.read(_CHUNK):
                     target.write(block)
                     advance(len(block))
+                    done += len(block)
+                    report("download", done, total)
     except urllib.error.HTTPError as exc:
         raise ZooError(f"cannot download {variant.url}: HTTP {exc.code} {exc.reason}; {hint}", exit_code=1) from None
     except urllib.error.URLError as exc:

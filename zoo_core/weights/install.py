@@ -15,7 +15,7 @@ from ..registry import ModelEntry, WeightVariant, architecture_for, create_model
 from .cache import cached_path, cached_variants, check_variant_name, variant_lock
 from .convert import Converted, read_checkpoint
 from .framing import weights_framing
-from .fetch import fetch_original
+from .fetch import Report, fetch_original
 from .hashing import file_digests
 from .models import check_fits, resolve_variant, stft_json
 from .store import is_intact, write_cached
@@ -36,10 +36,11 @@ def weights_status(entry: ModelEntry) -> str:
     return "downloadable" if len(released) == 1 else f"{len(released)} downloadable"
 
 
-def pull(name: str, variant: Optional[str] = None, progress: bool = True) -> Path:
+def pull(name: str, variant: Optional[str] = None, progress: bool = True, report: Optional[Report] = None) -> Path:
     """Fetch, verify and convert a released variant into the cache (a no-op when it is there intact).
 
-    ``name`` is ``model`` or ``model:variant``; returns the cached safetensors path.
+    ``name`` is ``model`` or ``model:variant``; ``report`` hears the stages (`zoo_core.weights.fetch.Report`).
+    Returns the cached safetensors path.
     """
     entry, chosen = resolve_variant(name, variant)
     released = entry.variant(chosen)
@@ -49,7 +50,9 @@ def pull(name: str, variant: Optional[str] = None, progress: bool = True) -> Pat
         if is_intact(path):
             return path
         with tempfile.TemporaryDirectory(prefix=".download-", dir=path.parent) as folder:
-            original = fetch_original(released, label, Path(folder), progress)
+            original = fetch_original(released, label, Path(folder), progress, report)
+            if report is not None:
+                report("convert", 0, None)
             git_sha1, sha256 = file_digests(original)
             converted = read_checkpoint(original, architecture_for(entry).convert)
         stft = entry.stft_for(released)

@@ -1,0 +1,66 @@
+"""The page's model table: what `zoo list` shows (name, stems, parameters, published SDR, weights here) plus this
+machine's measured speed, and which model the page selects by default."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Optional
+
+DEFAULT_MODEL = "tdc-17"  # the fast paper model (zoo_core.separate.DEFAULT_MODEL), preferred when nothing else is here
+_counting = threading.Lock()  # one thread counts, others wait for its cached figures
+
+
+def parameters(name: str) -> int:
+    """Trainable parameters, counted on a model built on the meta device (no memory, no initialisation:
+    mdx23c's 112M parameters count in a fraction of a second, after a one-off import of torch's reference
+    operations). They never change while the server runs."""
+    with _counting:
+        return _count(name)
+
+
+@functools.lru_cache(maxsize=None)
+def _count(name: str) -> int:
+    import torch
+
+    from ..registry import count_parameters, create_model, get_entry
+
+    with torch.device("meta"):
+        return count_parameters(create_model(get_entry(name)))
+
+
+def model_table(speeds: dict[str, float]) -> dict:
+    """``{"models": [row, ...], "default": name or None}``; ``speeds``: measured seconds of audio per second."""
+    from ..registry import get_catalogue, get_entry, list_models
+    from ..stems import output_stems
+    from ..weights import weights_status
+    from ..weights.cache import cached_variants, is_cached
+
+    catalogue = get_catalogue()
+    rows = []
+    for name in list_models([], catalogue):
+        entry = get_entry(name, catalogue)
+        released = [v for v, variant in entry.variants.items() if variant.url or variant.file]
+        rows.append({
+            "name": name,
+            "description": entry.description,
+            "stems": output_stems(entry.stems),
+            "parameters": parameters(name),
+            "paper_sdr": entry.paper_sdr,
+            "weights": weights_status(entry),
+            "cached": entry.default_variant is not None and is_cached(entry),
+            "cached_variants": cached_variants(entry),
+            "default_variant": entry.default_variant,
+            "downloadable": entry.default_variant in released,
+            "speed": speeds.get(name),
+        })
+    return {"models": rows, "default": default_model(rows)}
+
+
+def default_model(rows: list[dict]) -> Optional[str]:
+    """A model whose weights are here: tdc-17 if it is, else the cached one with the best published SDR; with
+    none here, tdc-17 (its weights are one click away)."""
+    cached = [row for row in rows if row["cached"]]
+    if not cached or any(row["name"] == DEFAULT_MODEL for row in cached):
+        return DEFAULT_MODEL
+    return max(cached, key=lambda row: row["paper_sdr"] or float("-inf"))["name"]
