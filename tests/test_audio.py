@@ -178,3 +178,14 @@ def test_stream_resampler_equals_one_shot_resampling():
 def test_track_names(tmp_path):
     assert track_name(tmp_path / "A song.stem.mp4") == "A song"
     assert track_name(tmp_path / "take.2.wav") == "take.2"
+
+
+def test_random_bytes_named_mp3_are_named_as_such_and_decoder_notes_stay_quiet(tmp_path, capfd):
+    # libsndfile's own words for this case ("does not exist or is not a regular file") are false here, and its
+    # mpg123 decoder prints resync notes on the process's stderr
+    path = tmp_path / "not-audio.mp3"
+    path.write_bytes(np.random.default_rng(2).bytes(20000))
+    with pytest.raises(ZooError, match="its bytes are not MP3 that libsndfile can decode") as error:
+        open_audio(path)
+    assert "regular file" not in str(error.value)
+    assert "resync" not in capfd.readouterr().err.lower()

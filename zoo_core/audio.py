@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import ZooError, first_line
 from .files import check_writable, temporary_path
+from .native import native_stderr_discarded
 
 SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 PYAV_EXTENSIONS = (".mp4", ".m4a", ".aac")
@@ -86,12 +87,15 @@ class _SoundFileReader(AudioReader):
     def __init__(self, path: Path):
         import soundfile
 
-        try:
-            with soundfile.SoundFile(str(path)) as handle:
+        try:  # mpg123 prints resync notes for bytes that are not MP3: the error below says it in one line
+            with native_stderr_discarded(), soundfile.SoundFile(str(path)) as handle:
                 info = handle.extra_info
                 sample_rate, channels, frames = handle.samplerate, handle.channels, handle.frames
         except (soundfile.LibsndfileError, RuntimeError) as exc:
-            raise ZooError(f"{path}: cannot read audio ({first_line(exc)})") from None
+            reason = first_line(exc)
+            if "not a regular file" in reason:  # libsndfile's words for undecodable bytes in an existing file
+                reason = f"its bytes are not {path.suffix.lstrip('.').upper() or 'audio'} that libsndfile can decode"
+            raise ZooError(f"{path}: cannot read audio ({reason})") from None
         for declared, actual in _WAV_LENGTH_FIX.findall(info):
             if int(declared) > int(actual) and int(declared) not in _STREAMED_WAV_SIZES:
                 raise ZooError(f"{path}: truncated file (header declares {declared} data bytes, file holds {actual})")

@@ -16,12 +16,9 @@ eager core is refused.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 import json
-import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence
@@ -33,6 +30,7 @@ from ..errors import ZooError, first_line
 from ..files import atomic_path
 from ..inference import optimize
 from ..model import SeparationModel
+from ..native import native_stderr_discarded
 from ..registry import ModelEntry
 from .aoti import SpectrogramCore, default_check_frames, host_settings, mixture_image
 from .metadata import METADATA_FILE, build_metadata, chunk_geometry, core_contract
@@ -70,21 +68,6 @@ def with_affine_batchnorms(module: nn.Module) -> nn.Module:
             norm.bias = nn.Parameter(torch.zeros(norm.num_features), requires_grad=False)
             norm.affine = True
     return module
-
-
-@contextlib.contextmanager
-def native_stderr_discarded():
-    """Silence what C++ code writes to the process's stderr (torch.onnx prints its whole IR graph there when
-    an operator cannot be exported); the user gets the exception's first line instead."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _export_graph(core: SpectrogramCore, example: torch.Tensor, name: str) -> bytes:
