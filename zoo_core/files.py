@@ -61,7 +61,7 @@ def cannot_create_in(folder: Path) -> str:
     everywhere, on read-only and virtual file systems too. The probe is nameless where the system allows
     (``O_TMPFILE``), else removed at once."""
     try:
-        tempfile.TemporaryFile(dir=folder).close()
+        tempfile.TemporaryFile(prefix=".writable-probe-", dir=folder).close()
     except OSError as exc:
         return exc.strerror or str(exc)
     return ""

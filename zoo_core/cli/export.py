@@ -74,7 +74,7 @@ def output_and_format(output: Optional[str], model: str, fmt: Optional[str]) -> 
                      "to write MODEL.ts.pt / MODEL.pt2 / MODEL.onnx into (a name without a suffix; created if needed) "
                      "[default: ./MODEL.ts.pt, ./MODEL.pt2 or ./MODEL.onnx].", path_type=str)
 @click.option("--format", "fmt", type=click.Choice(sorted(SUFFIXES)), default=None,
-              help="torchscript, aoti or onnx [default: the one -o's suffix names, else torchscript].")
+              help="The file format [default: the one -o's suffix names, else torchscript].")
 @click.option("--weights", type=click.Path(path_type=Path), help="Export the weights of this file (a checkpoint in "
               "any layout `zoo import` reads, or svs-zoo safetensors) instead of a cached variant.")
 @click.option("--stft", metavar="VARIANT|KEY=VALUE,...", help="With --weights: the STFT the weights were trained "
