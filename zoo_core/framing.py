@@ -75,9 +75,10 @@ class ISTFT(_Transform):
         signal = torch.ops.aten.unfold_backward(chunks, [batch * channels, full], 1, self.n_fft, self.hop_length)
         squares = window.pow(2).expand(1, frames, self.n_fft)
         norm = torch.ops.aten.unfold_backward(squares, [1, full], 1, self.n_fft, self.hop_length).reshape(full)
-        signal = torch.where(norm > self.tiny, signal / norm.clamp_min(self.tiny), signal)
         start = self.n_fft // 2 if self.center else 0
-        signal = signal[:, start : start + length]
+        signal, norm = signal[:, start : start + length], norm[start : start + length]
+        # divide where the window covers (elsewhere by 1: unchanged), in one pass over the signal
+        signal = signal / torch.where(norm > self.tiny, norm, torch.ones_like(norm))
         if signal.shape[-1] < length:
             signal = F.pad(signal, (0, length - signal.shape[-1]))
         return signal.reshape(batch, channels, length)

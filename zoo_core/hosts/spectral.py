@@ -152,9 +152,9 @@ class SpectralHost(nn.Module):
         signal = torch.ops.aten.unfold_backward(chunks, [batch * channels, full], 1, n_fft, hop)
         squares = window.pow(2).expand(1, frames, n_fft)
         norm = torch.ops.aten.unfold_backward(squares, [1, full], 1, n_fft, hop).reshape(full)
-        signal = torch.where(norm > _TINY, signal / norm.clamp_min(_TINY), signal)
         start = n_fft // 2 if self.contract.center else 0
-        signal = signal[:, start : start + length]
+        signal, norm = signal[:, start : start + length], norm[start : start + length]
+        signal = signal / torch.where(norm > _TINY, norm, torch.ones_like(norm))
         if signal.shape[-1] < length:
             signal = F.pad(signal, (0, length - signal.shape[-1]))
         return signal.reshape(batch, channels, length)
