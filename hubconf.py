@@ -1,8 +1,12 @@
 """torch.hub entry points: one per registered model, named with underscores (``tdc_17``, ``tfc_tdf_large``, ...).
 
-    model = torch.hub.load("<owner>/svs-zoo", "tdc_17", pretrained=True)       # the authors' weights
-    model = torch.hub.load("<owner>/svs-zoo", "tdc_17", variant="top2")        # another released variant
-    model = torch.hub.load("<owner>/svs-zoo", "tfc_tdf_small", pretrained=False)  # initialised parameters
+    model = torch.hub.load("path/to/svs-zoo", "tdc_17", source="local", pretrained=True)  # the authors' weights
+    model = torch.hub.load("path/to/svs-zoo", "tdc_17", source="local", variant="top2")   # another released variant
+    model = torch.hub.load("path/to/svs-zoo", "tfc_tdf_small", source="local", pretrained=False)  # initialised
+
+``"path/to/svs-zoo"`` is a clone of this repository (the tested form). torch.hub's default ``source="github"``
+takes the repository's ``"OWNER/NAME"`` (or ``"OWNER/NAME:BRANCH"``) instead of a path: those of the GitHub
+repository you got svs-zoo from, which this file cannot know.
 
 Each returns a `zoo_core.SeparationModel` in eval mode: ``model(mixture [B, 2, N]) -> [B, stems, 2, N]`` at
 ``model.sample_rate``; `zoo_core.separate.separate(model, waveform, rate)` separates tracks of any length.

@@ -97,12 +97,18 @@ def tdc17_top1(weights_mirror: Path):
 @pytest.fixture(scope="session")
 def tdc17_aoti_package(tdc17_top1, tmp_path_factory):
     """tdc-17 top1 compiled with AOTInductor once per session (a minute or two): the C++ host's tests and the
-    Python host's share it."""
+    Python host's share it. ``.warnings``: every warning the export let through, whatever pytest's filters."""
+    import warnings
+
     import zoo_core
     from zoo_core.export.aoti import export_aoti
 
     path = tmp_path_factory.mktemp("aoti") / "tdc-17.pt2"
-    return export_aoti(tdc17_top1, zoo_core.get_entry("tdc-17"), path, check_frames=[1, 3, 8])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = export_aoti(tdc17_top1, zoo_core.get_entry("tdc-17"), path, check_frames=[1, 3, 8])
+    result.warnings = [f"{w.category.__name__}: {w.message}" for w in caught]
+    return result
 
 
 @pytest.fixture(scope="session")
@@ -124,3 +130,19 @@ def tdc17_onnx(tdc17_top1, tmp_path_factory):
 
     path = tmp_path_factory.mktemp("onnx") / "tdc-17.onnx"
     return export_onnx(tdc17_top1, zoo_core.get_entry("tdc-17"), path)
+
+
+@pytest.fixture(scope="session")
+def unwritable_folder(tmp_path_factory) -> Path:
+    """A folder in which no file can be created, by root either (``os.access`` says yes to root everywhere): a
+    read-only folder for an ordinary user, else a kernel file system's folder."""
+    import tempfile
+
+    read_only = tmp_path_factory.mktemp("read-only")
+    read_only.chmod(0o555)
+    for folder in (read_only, Path("/sys"), Path("/proc")):
+        try:
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError:
+            return folder
+    pytest.skip("no folder here refuses new files")

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import museval
 import numpy as np
@@ -142,3 +143,11 @@ def test_aggregation_is_median_of_frame_medians_ignoring_nan_and_inf():
     assert summaries[0] == {"vocals": {"SDR": 2.0}, "accompaniment": {"SDR": 2.0}}
     assert np.isnan(summaries[1]["accompaniment"]["SDR"])
     assert aggregate(summaries) == {"vocals": {"SDR": 3.5}, "accompaniment": {"SDR": 2.0}}
+
+
+def test_a_folder_nobody_can_write_is_refused_before_any_separation(zoo, clip_path, unwritable_folder):
+    out = unwritable_folder / "results"
+    result = zoo("eval", clip_path, "--sdr-only", "-q", "-o", out)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith(f"error: cannot use {out} as the output folder: cannot create a file in")
+    assert not (Path(os.environ["ZOO_HOME"]) / "weights").exists()  # not even the weights were pulled

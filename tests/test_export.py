@@ -174,11 +174,29 @@ def test_inspect_reports_damaged_and_foreign_files(tdc17_artifact: Path, tmp_pat
         inspect_artifact(tmp_path / "absent.ts.pt")
 
 
-def test_cli_inspect_prints_metadata_and_self_check(tdc17_artifact: Path):
+def test_cli_inspect_summarises_first_and_prints_the_whole_metadata_with_json(tdc17_artifact: Path):
+    """The authors' top1 file hashes to 45c7dd11479a...; tdc-17 frames as the paper's code: n_fft 2048, hop 1024,
+    no centring, all 1025 bins, complex-as-channels mapping."""
     result = CliRunner().invoke(main, ["inspect", str(tdc17_artifact)])
     assert result.exit_code == 0, result.output
-    assert '"sha256": "45c7dd11479a' in result.output
-    assert "self-check: ok" in result.output
+    assert result.stdout.splitlines() == [
+        str(tdc17_artifact),
+        "  model       tdc-17 at 44100 Hz",
+        "  format      TorchScript, portable (CPU and CUDA)",
+        "  stems       vocals, accompaniment (the network gives vocals)",
+        "  framing     n_fft 2048, hop 1024, not centred, 1025 bins, complex-as-channels mapping; segment 64512 "
+        "samples (1.46 s), overlap 16384",
+        "  weights     tdc-17:top1, sha256 45c7dd11479a",
+        f"  made with   torch {torch.__version__}, svs-zoo {zoo_core.__version__}",
+        "  self-check  ok (1x2x1000 samples -> 1x2x2x1000)",
+    ]
+    as_json = CliRunner().invoke(main, ["inspect", str(tdc17_artifact), "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    document = json.loads(as_json.stdout)
+    with zipfile.ZipFile(tdc17_artifact) as archive:  # read back independently of the inspector
+        (name,) = [n for n in archive.namelist() if n.endswith("/extra/zoo.json")]
+        assert document["metadata"] == json.loads(archive.read(name))
+    assert (document["format"], document["self_check"]) == ("torchscript", "ok (1x2x1000 samples -> 1x2x2x1000)")
 
 
 @pytest.mark.slow
@@ -213,3 +231,33 @@ def test_cli_names_the_pull_command_when_weights_are_not_cached(tmp_path: Path):
     assert result.exit_code != 0
     assert "zoo pull" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_the_output_name_chooses_the_format_and_a_name_without_suffix_is_a_folder(tmp_path: Path):
+    runner = CliRunner()
+    suffixed = runner.invoke(main, ["export", "tdf-17", "--init", "-o", str(tmp_path / "x.onnx")])
+    assert suffixed.exit_code == 0, suffixed.output
+    assert inspect_artifact(tmp_path / "x.onnx").format == "onnx"  # read back: ONNX Runtime runs it
+    folder = runner.invoke(main, ["export", "tdf-17", "--init", "--format", "onnx", "-o", str(tmp_path / "new")])
+    assert folder.exit_code == 0, folder.output
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["tdf-17.onnx"]
+    assert inspect_artifact(tmp_path / "new" / "tdf-17.onnx").metadata["model"] == "tdf-17"
+
+    for name, fmt, message in [
+        ("y.onnx", "torchscript", "names an ONNX file but --format torchscript writes a TorchScript file"),
+        ("y.ts.pt", "aoti", "names a TorchScript file but --format aoti writes an AOTInductor file: name it with .pt2"),
+        ("y.pt2", "onnx", "names an AOTInductor file but --format onnx writes an ONNX file: name it with .onnx"),
+    ]:
+        refused = runner.invoke(main, ["export", "tdf-17", "--init", "--format", fmt, "-o", str(tmp_path / name)])
+        assert refused.exit_code == 2 and refused.stderr.count("\n") == 1, refused.output
+        assert message in refused.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "x.onnx"]
+
+
+@pytest.mark.parametrize("suffix", [".ts.pt", ".pt2", ".onnx"])
+def test_cli_export_where_nothing_can_be_written_is_one_line_before_any_work(unwritable_folder: Path, suffix: str):
+    target = unwritable_folder / f"tdf-17{suffix}"
+    result = CliRunner().invoke(main, ["export", "tdf-17", "--init", "-o", str(target)])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith(f"error: cannot write {target}: cannot create a file in {unwritable_folder}")
+    assert not target.exists()

@@ -53,3 +53,8 @@ def test_the_package_compiles_the_optimised_core_and_it_matches_eager():
     image = mixture_image(model, 3 * model.time_factor, 1, torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert relative_error(core(image), SpectrogramCore(model)(image)) <= TOLERANCE
+
+
+def test_the_export_shows_no_torch_notice_a_user_cannot_act_on(tdc17_aoti_package):
+    """torch 2.13's packager warns that its own LeafSpec class is deprecated; svs-zoo hides exactly that notice."""
+    assert not [message for message in tdc17_aoti_package.warnings if "LeafSpec" in message]

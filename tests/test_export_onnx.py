@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -144,11 +145,15 @@ def test_missing_onnx_packages_are_named_with_the_install_command(monkeypatch):
         check_onnx_available()
 
 
-def test_cli_inspect_prints_metadata_and_self_check(tdc17_onnx):
+def test_cli_inspect_summarises_the_core_and_prints_its_metadata_with_json(tdc17_onnx):
     result = CliRunner().invoke(main, ["inspect", str(tdc17_onnx.path)])
     assert result.exit_code == 0, result.output
-    assert f"{tdc17_onnx.path} (onnx)" in result.stdout and '"format": "onnx"' in result.stdout
-    assert "self-check: ok (1x4x1025x2 image -> 1x1x4x1025x2)" in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0] == str(tdc17_onnx.path)
+    assert "  format      ONNX, opset 17; the spectrogram core only (the host does the STFT)" in lines
+    assert lines[-1] == "  self-check  ok (1x4x1025x2 image -> 1x1x4x1025x2)"
+    document = json.loads(CliRunner().invoke(main, ["inspect", str(tdc17_onnx.path), "--json"]).stdout)
+    assert document["metadata"] == tdc17_onnx.metadata and document["format"] == "onnx"
     assert inspect_artifact(tdc17_onnx.path).format == "onnx"
 
 

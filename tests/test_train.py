@@ -394,3 +394,13 @@ def test_waveform_loss_rmsprop_and_clipping_train(tiny, musdb, tmp_path, monkeyp
         assert torch.equal(target, torch.stack([augmented[i][1] for i in indices]))
         unaugmented = torch.stack([plain[i][0] for i in indices])
         assert mixture.shape == unaugmented.shape and not torch.allclose(mixture, unaugmented, atol=1e-3)
+
+
+def test_a_run_folder_that_cannot_be_written_is_refused_before_any_work(tiny, musdb, tmp_path, unwritable_folder):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for out in (blocker / "run", unwritable_folder / "run"):
+        result = tiny_run(musdb, out)
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output  # nothing logged before
+        assert result.stderr.startswith(f"error: cannot use {out} as the run folder: ")
+    assert blocker.read_text() == "not a folder"

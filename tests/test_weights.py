@@ -307,3 +307,42 @@ def test_import_of_a_safetensors_file_in_our_layout_keeps_its_stft(weights_mirro
     assert model.hop_length == 512
     assert (model.weights_info["format"], model.weights_info["layout"]) == ("safetensors", "svs-zoo")
     assert all(torch.equal(model.unet.state_dict()[k], v) for k, v in state.items())
+
+
+def test_after_an_import_the_model_name_alone_takes_the_cached_variant(tmp_path):
+    """tdf-17 has no released weights: after one import `-m tdf-17` separates with it; after two, it names both."""
+    import numpy as np
+    import soundfile as sf
+
+    from zoo_core import create_model
+
+    runner = CliRunner()
+    torch.manual_seed(8)
+    torch.save(create_model("tdf-17").unet.state_dict(), tmp_path / "a.pt")
+    sf.write(tmp_path / "noise.wav", np.random.default_rng(0).standard_normal((22050, 2)).astype(np.float32) * 0.1, 44100)
+    assert runner.invoke(main, ["import", str(tmp_path / "a.pt"), "--model", "tdf-17", "--variant", "mine"]).exit_code == 0
+
+    separated = runner.invoke(main, ["separate", str(tmp_path / "noise.wav"), "-m", "tdf-17", "-o", str(tmp_path / "out"), "-q"])
+    assert separated.exit_code == 0, separated.output
+    assert sorted(p.name for p in (tmp_path / "out" / "tdf-17_mine" / "noise").iterdir()) == ["accompaniment.wav", "vocals.wav"]
+    assert load_model("tdf-17").weights_info["variant"] == "mine"
+
+    assert runner.invoke(main, ["import", str(tmp_path / "a.pt"), "--model", "tdf-17", "--variant", "other"]).exit_code == 0
+    ambiguous = runner.invoke(main, ["separate", str(tmp_path / "noise.wav"), "-m", "tdf-17", "-o", str(tmp_path / "again")])
+    assert ambiguous.exit_code == 2 and ambiguous.stderr.count("\n") == 1, ambiguous.output
+    assert "has no released weights and 2 cached variants (mine, other); name one, e.g. tdf-17:mine" in ambiguous.stderr
+    assert not (tmp_path / "again").exists()
+
+
+def test_import_of_a_folder_names_the_checkpoints_inside(tmp_path):
+    (tmp_path / "run").mkdir()
+    for name in ("model.safetensors", "card.toml", "last.ckpt"):
+        (tmp_path / "run" / name).write_bytes(b"")
+    (tmp_path / "empty").mkdir()
+    runner = CliRunner()
+    result = runner.invoke(main, ["import", str(tmp_path / "run"), "--model", "tdc-17"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr == f"error: {tmp_path / 'run'} is a folder; give the checkpoint file inside it: last.ckpt, model.safetensors\n"
+    result = runner.invoke(main, ["import", str(tmp_path / "empty"), "--model", "tdc-17"])
+    assert result.exit_code == 2 and result.stderr.startswith(f"error: {tmp_path / 'empty'} is a folder; give the checkpoint")
+    assert "(it holds no .pt, .pth, .ckpt, .safetensors, .bin, .th file)" in result.stderr

@@ -152,3 +152,84 @@ def test_a_plain_state_dict_in_our_own_names_imports_unchanged(model, tmp_path):
     loaded = load_model(f"{model}:ours").unet.state_dict()
     assert list(loaded) == list(state)
     assert all(torch.equal(loaded[key], value) for key, value in state.items())
+
+
+# --- wrappers and prefixes: what training scripts put around a state_dict, for every layout ---------------------
+
+WRAPPINGS = ["plain", "state_dict", "model_state_dict", "state", "module.", "model.", "model_state_dict+module.",
+             "safetensors", "safetensors+module."]
+
+
+def _layout_case(layout: str, state_dict_reference: Path) -> tuple[str, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``(model, tensors as the layout names them, the same tensors under our names)`` for one layout."""
+    if layout == "ismir2020":  # the paper's code: renames inside TFC-TDF blocks
+        original = synthetic_state_dict(state_dict_reference, "ismir_tfc_tdf_17")
+        return "tfc-tdf-17", original, {ours_from_ismir(key): value for key, value in original.items()}
+    if layout == "lightning":  # the refactored code; only the tensors carried unchanged are compared
+        original = synthetic_state_dict(state_dict_reference, "lightning_tfc_tdf_net_small")
+        rearranged = ("spec2spec.first_conv.0.", "spec2spec.last_conv.0.", "stft.")
+        return "tfc-tdf-small", original, {
+            ours_from_lightning(key): value for key, value in original.items() if not key.startswith(rearranged)
+        }
+    if layout == "svs-zoo":  # torch.save(model.state_dict()) of svs-zoo's own Python model
+        torch.manual_seed(5)
+        ours = zoo_core.create_model("tfc-tdf-small").state_dict()
+        return "tfc-tdf-small", ours, {key.removeprefix("unet."): value for key, value in ours.items()}
+    # mdx23c: the reference TFC_TDF_net's names (their mapping is pinned by tests/test_mdx23c_fidelity.py)
+    from zoo_tfc_tdf_v3.convert import to_reference
+
+    torch.manual_seed(6)
+    ours = zoo_core.create_model("tfc-tdf-v3-small").unet.state_dict()
+    return "tfc-tdf-v3-small", to_reference(ours), ours
+
+
+def _write_wrapped(tensors: dict[str, torch.Tensor], wrapping: str, folder: Path) -> Path:
+    from safetensors.torch import save_file
+
+    if wrapping.endswith("module.") or wrapping == "model.":
+        prefix = "module." if wrapping.endswith("module.") else "model."
+        tensors = {prefix + key: value for key, value in tensors.items()}
+    if wrapping.startswith("safetensors"):  # no metadata at all: the names say what it is
+        path = folder / "weights.safetensors"
+        save_file({key: value.contiguous() for key, value in tensors.items()}, str(path))
+        return path
+    wrapper = wrapping.partition("+")[0]
+    if wrapper in ("state_dict", "model_state_dict", "state"):
+        checkpoint = {wrapper: tensors, "epoch": 3, "optimizer": {"lr": 1e-3}}  # beside what scripts also keep
+    else:
+        checkpoint = tensors
+    path = folder / "weights.pt"
+    torch.save(checkpoint, path)
+    return path
+
+
+@pytest.mark.parametrize("wrapping", WRAPPINGS)
+@pytest.mark.parametrize("layout", ["ismir2020", "lightning", "svs-zoo", "mdx23c"])
+def test_every_wrapper_and_prefix_is_read_for_every_layout(layout, wrapping, state_dict_reference, tmp_path):
+    """README: `zoo import` reads plain state dicts and the wrappers ZFTurbo's loader accepts (`state_dict`,
+    `model_state_dict`, `state`) with `module.`/`model.` prefixes, and safetensors files without metadata."""
+    model, original, expected = _layout_case(layout, state_dict_reference)
+    import_checkpoint(_write_wrapped(original, wrapping, tmp_path), model, "wrapped")
+    loaded = load_model(f"{model}:wrapped")
+    assert loaded.weights_info["layout"] == layout
+    ours = loaded.unet.state_dict()
+    assert set(expected) <= set(ours)
+    for key, value in expected.items():
+        assert torch.equal(ours[key], value), key
+
+
+def test_a_model_with_one_framing_needs_no_stft(tmp_path):
+    """tdf-17 has no released weights and one framing (registry: n_fft 2048, hop 1024, uncentred, the paper's)."""
+    from click.testing import CliRunner
+
+    from zoo_core.cli import main
+
+    torch.manual_seed(7)
+    state = zoo_core.create_model("tdf-17").unet.state_dict()  # our names: the paper's code names it the same
+    torch.save(state, tmp_path / "tdf.pt")
+    result = CliRunner().invoke(main, ["import", str(tmp_path / "tdf.pt"), "--model", "tdf-17"])
+    assert result.exit_code == 0, result.output
+    assert "STFT n_fft 2048, hop 1024, center=False (from tdf-17's only framing)" in result.stdout
+    loaded = load_model("tdf-17:imported")
+    assert (loaded.n_fft, loaded.hop_length, loaded.center) == (2048, 1024, False)
+    assert all(torch.equal(loaded.unet.state_dict()[key], value) for key, value in state.items())

@@ -60,7 +60,8 @@ class Architecture(Built):
     describe:    optional ``describe(network) -> dict`` for ``zoo info`` (e.g. ``levels``: per-level shapes)
     convert:     optional ``convert(state_dict) -> (state_dict, layout) or None``: recognise a checkpoint in an
                  original layout of this family (other code's tensor names), rename it to ours and name the
-                 layout; None when it is not one of the family's
+                 layout; None when it is not one of the family's. It gets the plain state_dict: the importer has
+                 already taken it out of a checkpoint dict and removed ``module.``/``model.`` prefixes
     initialise:  optional ``initialise(network)``: the family's own initialisation for training from scratch
                  (PyTorch's defaults without it)
     optimize:    optional ``optimize(network, dtype, portable) -> network``: an exact, faster inference copy, in

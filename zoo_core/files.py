@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -39,8 +40,9 @@ def check_writable(path: Path, what: str = "") -> None:
     folder = existing_ancestor(path)
     if not folder.is_dir():
         raise ZooError(f"cannot write {label}{path}: {folder} is a file, not a folder", exit_code=2)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ZooError(f"cannot write {label}{path}: no permission to write in {folder}", exit_code=2)
+    refused = cannot_create_in(folder)
+    if refused:
+        raise ZooError(f"cannot write {label}{path}: cannot create a file in {folder} ({refused})", exit_code=2)
 
 
 def check_writable_folder(folder: Path, what: str = "output folder") -> None:
@@ -49,8 +51,20 @@ def check_writable_folder(folder: Path, what: str = "output folder") -> None:
     ancestor = folder if folder.exists() else existing_ancestor(folder)
     if not ancestor.is_dir():
         raise ZooError(f"cannot use {folder} as the {what}: {ancestor} is a file, not a folder", exit_code=2)
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ZooError(f"cannot use {folder} as the {what}: no permission to write in {ancestor}", exit_code=2)
+    refused = cannot_create_in(ancestor)
+    if refused:
+        raise ZooError(f"cannot use {folder} as the {what}: cannot create a file in {ancestor} ({refused})", exit_code=2)
+
+
+def cannot_create_in(folder: Path) -> str:
+    """Why no file can be created in ``folder``, or "" when one can. It tries: ``os.access`` answers yes to root
+    everywhere, on read-only and virtual file systems too. The probe is nameless where the system allows
+    (``O_TMPFILE``), else removed at once."""
+    try:
+        tempfile.TemporaryFile(prefix=".writable-probe-", dir=folder).close()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return ""
 
 
 def temporary_path(path: Path) -> Path:

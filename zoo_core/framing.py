@@ -14,7 +14,8 @@ Both inverses take the estimate with a stems axis, ``[B, stems, channels, bins, 
 
 The inverse STFT is a weighted overlap-add divided by the summed squared window wherever that sum is above
 the smallest normal float, as librosa does. Unlike ``torch.istft`` it therefore also inverts
-``center=False`` frames, whose outermost samples no window covers.
+``center=False`` frames, whose outermost samples no window covers; centred frames give ``torch.istft``'s
+result bit for bit (the same operations in the same order), as the reference MDX23C code inverts them.
 """
 
 from __future__ import annotations
@@ -63,18 +64,21 @@ class ISTFT(_Transform):
         self.tiny = _TINY
 
     def forward(self, spec: Tensor, length: int) -> Tensor:
-        batch, channels, _, frames = spec.shape
+        batch, channels, bins, frames = spec.shape
         window = self.window.to(spec.real.dtype)
-        # [B*C, n_fft, T]: windowed time-domain frames, summed back with fold (overlap-add)
-        chunks = torch.fft.irfft(spec.reshape(batch * channels, -1, frames), n=self.n_fft, dim=1)
-        chunks = chunks * window.unsqueeze(-1)
+        # the operations of torch.istft, in its layout and summation order, so that a centred inverse equals it
+        # bit for bit: [B*C, T, n_fft] windowed frames, overlap-added by unfold's adjoint (F.fold sums in another
+        # order, about 1e-6 away)
+        chunks = torch.fft.irfft(spec.reshape(batch * channels, bins, frames).transpose(1, 2), n=self.n_fft, dim=-1)
+        chunks = chunks * window
         full = self.n_fft + self.hop_length * (frames - 1)
-        signal = F.fold(chunks, (1, full), (1, self.n_fft), stride=(1, self.hop_length)).reshape(batch * channels, full)
-        squares = (window * window).unsqueeze(-1).expand(self.n_fft, frames).unsqueeze(0)
-        norm = F.fold(squares, (1, full), (1, self.n_fft), stride=(1, self.hop_length)).reshape(full)
-        signal = torch.where(norm > self.tiny, signal / norm.clamp_min(self.tiny), signal)
+        signal = torch.ops.aten.unfold_backward(chunks, [batch * channels, full], 1, self.n_fft, self.hop_length)
+        squares = window.pow(2).expand(1, frames, self.n_fft)
+        norm = torch.ops.aten.unfold_backward(squares, [1, full], 1, self.n_fft, self.hop_length).reshape(full)
         start = self.n_fft // 2 if self.center else 0
-        signal = signal[:, start : start + length]
+        signal, norm = signal[:, start : start + length], norm[start : start + length]
+        # divide where the window covers (elsewhere by 1: unchanged), in one pass over the signal
+        signal = signal / torch.where(norm > self.tiny, norm, torch.ones_like(norm))
         if signal.shape[-1] < length:
             signal = F.pad(signal, (0, length - signal.shape[-1]))
         return signal.reshape(batch, channels, length)

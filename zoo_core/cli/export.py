@@ -37,24 +37,44 @@ def model_for_export(name: str, weights: Optional[Path], stft: Optional[str], in
     return load_model(name), entry
 
 
-def output_path(output: Optional[str], model: str, fmt: str) -> Path:
-    """``-o FILE`` as given; ``-o DIR/`` (or an existing folder) gets the default name inside; no ``-o``: here."""
+# a file of these formats is recognised by its name: torch requires .pt2 for a package, and an ONNX protobuf has
+# no signature, so `zoo inspect` and the hosts tell it by .onnx
+NAMED_BY_SUFFIX = {".onnx": "onnx", ".pt2": "aoti"}
+FORMAT_NAMES = {"torchscript": "TorchScript", "aoti": "AOTInductor", "onnx": "ONNX"}
+
+
+def _a(name: str) -> str:
+    return f"{'an' if name[0] in 'AEIOU' else 'a'} {name}"
+
+
+def output_and_format(output: Optional[str], model: str, fmt: Optional[str]) -> tuple[Path, str]:
+    """Where ``zoo export`` writes and in which format.
+
+    ``-o FILE`` as given, its format following its suffix (``.onnx`` ONNX, ``.pt2`` AOTInductor, else
+    TorchScript); a ``--format`` the name contradicts is refused. ``-o DIR/``, an existing folder or a name without
+    a suffix is a folder that gets MODEL's default file name inside; no ``-o``: that name here."""
     from ..registry import split_name
 
+    if output is not None and not output.endswith(("/", os.sep)) and not Path(output).is_dir() and Path(output).suffix:
+        path = Path(output)
+        named = NAMED_BY_SUFFIX.get(path.suffix.lower(), "torchscript")
+        if fmt is not None and fmt != named:
+            needs = SUFFIXES[fmt] if fmt != "torchscript" else "another suffix (e.g. .ts.pt)"
+            raise ZooError(f"-o {output} names {_a(FORMAT_NAMES[named])} file but --format {fmt} writes "
+                           f"{_a(FORMAT_NAMES[fmt])} file: name it with {needs}, or leave --format out")
+        return path, named
+    fmt = fmt or "torchscript"
     name = split_name(model)[0] + SUFFIXES[fmt]
-    if output is None:
-        return Path(name)
-    if output.endswith(("/", os.sep)) or Path(output).is_dir():
-        return Path(output) / name
-    return Path(output)
+    return (Path(name) if output is None else Path(output) / name), fmt
 
 
 @click.command("export", short_help="Export a model for deployment (TorchScript, AOTInductor, ONNX).")
 @click.argument("model")
-@output_option(None, "File to write, or a folder to write MODEL.ts.pt / MODEL.pt2 / MODEL.onnx into (created if "
-                     "needed; end it with / if it does not exist yet) [default: ./MODEL.ts.pt, ./MODEL.pt2 or "
-                     "./MODEL.onnx].", path_type=str)
-@click.option("--format", "fmt", type=click.Choice(sorted(SUFFIXES)), default="torchscript", show_default=True)
+@output_option(None, "File to write (its suffix chooses the format: .onnx, .pt2, else TorchScript), or a folder "
+                     "to write MODEL.ts.pt / MODEL.pt2 / MODEL.onnx into (a name without a suffix; created if needed) "
+                     "[default: ./MODEL.ts.pt, ./MODEL.pt2 or ./MODEL.onnx].", path_type=str)
+@click.option("--format", "fmt", type=click.Choice(sorted(SUFFIXES)), default=None,
+              help="The file format [default: the one -o's suffix names, else torchscript].")
 @click.option("--weights", type=click.Path(path_type=Path), help="Export the weights of this file (a checkpoint in "
               "any layout `zoo import` reads, or svs-zoo safetensors) instead of a cached variant.")
 @click.option("--stft", metavar="VARIANT|KEY=VALUE,...", help="With --weights: the STFT the weights were trained "
@@ -68,7 +88,7 @@ def output_path(output: Optional[str], model: str, fmt: str) -> Path:
 @click.option("--overlap", type=float, metavar="FRACTION",
               help="Default overlap stored for hosts, a fraction of the segment [default: the model's].")
 def export_command(
-    model: str, output: Optional[str], fmt: str, weights: Optional[Path], stft: Optional[str], init: bool,
+    model: str, output: Optional[str], fmt: Optional[str], weights: Optional[Path], stft: Optional[str], init: bool,
     device: str, freeze: bool, segment: Optional[float], overlap: Optional[float],
 ) -> None:
     """Export MODEL[:VARIANT] for deployment: a self-checked TorchScript file, an AOTInductor package or an
@@ -82,6 +102,7 @@ def export_command(
     from ..registry import create_model
     from ..separate import SeparationOptions
 
+    path, fmt = output_and_format(output, model, fmt)
     if fmt == "aoti" and freeze:
         raise ZooError("--freeze applies to TorchScript; --format aoti compiles for --device (cpu or cuda) anyway")
     if fmt == "onnx" and (freeze or device != "cpu"):
@@ -94,7 +115,6 @@ def export_command(
     options = SeparationOptions(segment=segment, overlap=overlap)
     options.validate()
     resolve_device(device)  # before loading weights: an unusable device is the cheaper error
-    path = output_path(output, model, fmt)
     check_writable(path)
     if fmt == "aoti":
         from ..export.aoti import check_exportable
@@ -128,15 +148,19 @@ def export_command(
                f"(worst relative error {worst:.1e})")
 
 
-@click.command("inspect", short_help="Show an exported file's metadata and self-check it.")
+@click.command("inspect", short_help="Summarise an exported file and self-check it.")
 @click.argument("file", type=click.Path(path_type=Path))
-def inspect_command(file: Path) -> None:
-    """Print the metadata embedded in an exported FILE and run a short self-check."""
-    from ..export.inspect import inspect_artifact
+@click.option("--json", "as_json", is_flag=True, help="Print the file's whole metadata (zoo.json) and the self-check "
+              "as one JSON object instead of the summary.")
+def inspect_command(file: Path, as_json: bool) -> None:
+    """Summarise what an exported FILE holds (model, format, stems, framing, weights) and run a short self-check."""
+    from ..export.inspect import inspect_artifact, summary_lines
 
     inspection = inspect_artifact(file)
-    click.echo(f"{inspection.path} ({inspection.format})")
-    click.echo(json.dumps(inspection.metadata, indent=2))
-    click.echo(f"self-check: {inspection.self_check}")
+    if as_json:
+        click.echo(json.dumps({"path": str(inspection.path), "format": inspection.format,
+                               "self_check": inspection.self_check, "metadata": inspection.metadata}, indent=2))
+    else:
+        click.echo("\n".join(summary_lines(inspection)))
     if not inspection.self_check.startswith("ok"):
         raise ZooError(f"{file}: self-check failed", exit_code=1)

@@ -106,6 +106,9 @@ def train_command(ctx: click.Context, model: Optional[str], resume: Optional[Pat
         values = {key: options[key] for key in _FIELDS}
         values.update(given)
         config = TrainConfig(model=model, **values)
+    from ..files import check_writable_folder
+
+    check_writable_folder(Path(config.output), "run folder")  # before any data is read or a model built
     summary = train(config, resume=resume is not None, log=lambda line: click.echo(line, err=True))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))

@@ -43,11 +43,14 @@ def pull_command(names: tuple[str, ...], all_variants: bool, quiet: bool) -> Non
               help="The STFT the weights were trained with, when the file does not say: a released variant's name "
                    "(--stft epoch2007) or settings over the model's defaults (--stft hop_length=1024,center=true).")
 def import_command(path: Path, model: str, variant: Optional[str], stft: Optional[str]) -> None:
-    """Convert a local checkpoint (plain, DataParallel, Lightning .ckpt, svs-zoo's own) into the cache.
+    """Convert a local checkpoint (plain, DataParallel, Lightning .ckpt, svs-zoo's own, an architecture's
+    original naming) into the cache, also inside a checkpoint dict (state_dict, model_state_dict, state), with
+    module./model. on every key, or as safetensors.
 
     The file is read with torch.load(weights_only=True): one that needs arbitrary unpickling is refused. The
     STFT settings that go with the weights come from a released variant whose hashes match, --stft, the file's
-    own record, or the released variants of the same layout, in that order; otherwise the import is refused.
+    own record, the released variants of the same layout, or the model's only framing, in that order;
+    otherwise the import is refused.
     """
     import json
 

@@ -27,6 +27,7 @@ from ..inference import optimize
 from ..model import SeparationModel
 from ..registry import ModelEntry
 from ..files import atomic_path
+from .deprecation import leafspec_deprecation_silenced
 from .metadata import METADATA_FILE, build_metadata, chunk_geometry, core_contract
 from .torchscript import Check, ExportResult, exact_float32, refuse_if_any_failed, relative_error, resolve_device
 
@@ -114,6 +115,8 @@ def export_aoti(
     """Export, compile and package the optimised core of ``model`` for ``device`` (``cpu`` or ``cuda``); refuse
     to write when it disagrees with the unmodified eager core on CPU."""
     check_exportable(model)
+    if Path(path).suffix != ".pt2":
+        raise ZooError(f"an AOTInductor package must be named *.pt2 (torch requires it), not {path}")
     target = resolve_device(device)
     segment, overlap = chunk_geometry(model, segment, overlap)
     model = copy.deepcopy(model).cpu().eval()
@@ -134,11 +137,17 @@ def export_aoti(
             chunked={"segment": segment, "overlap": overlap, "blend": "zoo_core.chunking"},
             device=target.type,
         )
-        torch._inductor.aoti_compile_and_package(
-            program,
-            package_path=str(temporary),
-            inductor_configs={"aot_inductor.metadata": {METADATA_FILE: json.dumps(metadata), **host_settings(metadata)}},
-        )
+        try:
+            with leafspec_deprecation_silenced():
+                torch._inductor.aoti_compile_and_package(
+                    program,
+                    package_path=str(temporary),
+                    inductor_configs={"aot_inductor.metadata": {METADATA_FILE: json.dumps(metadata), **host_settings(metadata)}},
+                )
+        except OSError:
+            raise  # atomic_path says it cannot write
+        except Exception as exc:  # the compiler and torch's file writer raise many kinds; one line is enough
+            raise ZooError(f"AOTInductor could not compile or write {path}: {first_line(exc)}", exit_code=1) from None
         compiled = torch._inductor.aoti_load_package(str(temporary))
         checks = []
         with torch.no_grad():

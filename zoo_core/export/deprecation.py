@@ -1,4 +1,4 @@
-"""Quieting TorchScript's deprecation notice, exactly that one, where svs-zoo scripts, saves or loads."""
+"""Quieting torch's deprecation notices that users cannot act on, exactly those, where svs-zoo triggers them."""
 
 from __future__ import annotations
 
@@ -15,4 +15,15 @@ def torchscript_deprecation_silenced() -> Iterator[None]:
             warnings.filterwarnings(
                 "ignore", message=r"`torch\.jit\.(script|save|load|freeze)` is deprecated", category=category
             )
+        yield
+
+
+@contextlib.contextmanager
+def leafspec_deprecation_silenced() -> Iterator[None]:
+    """torch 2.13's AOTInductor packaging copies a pytree ``LeafSpec``, a class torch itself deprecates: hide
+    exactly that notice (it is torch's to fix, not the user's)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+        )
         yield

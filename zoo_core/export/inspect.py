@@ -141,3 +141,47 @@ def inspect_artifact(path: Path) -> Inspection:
         return Inspection(path, fmt, metadata, self_check_core(OnnxCore(session), metadata))
     module, metadata = load_torchscript(path)
     return Inspection(path, fmt, metadata, self_check_torchscript(module, metadata))
+
+
+_FORMAT_NAMES = {"torchscript": "TorchScript", "aoti": "AOTInductor package", "onnx": "ONNX"}
+_REPRESENTATIONS = {"cac": "complex-as-channels", "magnitude": "magnitude"}
+
+
+def summary_lines(inspection: Inspection) -> list[str]:
+    """What ``zoo inspect`` prints first: the file's model, format, stems, framing, weights and self-check, one
+    labelled line each (the full ``zoo.json`` is what ``--json`` prints)."""
+    meta = inspection.metadata
+    stft = meta.get("stft", {})
+    rate = meta.get("sample_rate", 44100)
+    kind = _FORMAT_NAMES.get(inspection.format, inspection.format)
+    if inspection.format == "torchscript":
+        kind += f", frozen for {meta['frozen_for']}" if meta.get("frozen_for") else ", portable (CPU and CUDA)"
+    elif inspection.format == "aoti":
+        kind += f", compiled for {meta.get('device', '?')}"
+    elif "onnx" in meta:
+        kind += f", opset {meta['onnx'].get('opset', '?')}"
+    if inspection.format != "torchscript":
+        kind += "; the spectrogram core only (the host does the STFT)"
+    stems = ", ".join(meta.get("stems", []))
+    if meta.get("stems") != meta.get("model_stems"):
+        stems += f" (the network gives {', '.join(meta.get('model_stems', []))})"
+    framing = (f"n_fft {stft.get('n_fft')}, hop {stft.get('hop_length')}, "
+               f"{'centred' if stft.get('center') else 'not centred'}, {stft.get('bins')} bins, "
+               f"{_REPRESENTATIONS.get(meta.get('representation'), meta.get('representation'))} {meta.get('estimation')}")
+    chunked = meta.get("chunked") or {}
+    if "segment" in chunked:
+        framing += (f"; segment {chunked['segment']} samples ({chunked['segment'] / rate:.2f} s), "
+                    f"overlap {chunked.get('overlap')}")
+    weights = meta.get("weights")
+    described = (f"{meta.get('model')}:{weights.get('variant')}, sha256 {str(weights.get('sha256'))[:12]}"
+                 if weights else "initialised parameters (no trained weights)")
+    rows = [
+        ("model", f"{meta.get('model')} at {rate} Hz"),
+        ("format", kind),
+        ("stems", stems),
+        ("framing", framing),
+        ("weights", described),
+        ("made with", f"torch {meta.get('torch_version')}, svs-zoo {meta.get('svs_zoo_version')}"),
+        ("self-check", inspection.self_check),
+    ]
+    return [str(inspection.path)] + [f"  {label:<11} {value}" for label, value in rows]

@@ -122,6 +122,8 @@ def export_onnx(
 ) -> ExportResult:
     """Export the core of ``model`` to ``path``; refuse to write when ONNX Runtime disagrees with eager."""
     check_onnx_available()
+    if Path(path).suffix.lower() != ".onnx":  # an ONNX protobuf has no signature: readers tell it by its name
+        raise ZooError(f"an ONNX file must be named *.onnx, not {path}")
     segment, overlap = chunk_geometry(model, segment, overlap)
     model = copy.deepcopy(model).cpu().eval()
     reference = SpectrogramCore(model).eval()  # the eager core every check compares with

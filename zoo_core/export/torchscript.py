@@ -16,7 +16,7 @@ from typing import Any, Iterator, Optional, Sequence
 import torch
 from torch import Tensor
 
-from ..errors import ZooError
+from ..errors import ZooError, first_line
 from ..inference import optimize
 from ..model import SeparationModel
 from ..registry import ModelEntry
@@ -177,7 +177,10 @@ def export_torchscript(
                 frozen_for=target.type if freeze else None,
                 checks=[{"input": c.description, "relative_error": c.relative_error} for c in checks],
             )
-            torch.jit.save(scripted, str(temporary), _extra_files={METADATA_FILE: json.dumps(metadata, indent=2)})
+            try:
+                torch.jit.save(scripted, str(temporary), _extra_files={METADATA_FILE: json.dumps(metadata, indent=2)})
+            except RuntimeError as exc:  # torch's file writer reports an unwritable file so, not as an OSError
+                raise ZooError(f"cannot write {path}: {first_line(exc)}", exit_code=1) from None
             # read back what was written: a file that does not load must not replace anything
             torch.jit.load(str(temporary), map_location="cpu" if not freeze else target)
     return ExportResult(path, metadata, checks)

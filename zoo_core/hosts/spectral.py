@@ -143,17 +143,18 @@ class SpectralHost(nn.Module):
     def istft(self, spec: Tensor, length: int) -> Tensor:
         """Weighted overlap-add divided by the summed squared window where it exceeds float32's tiny (this also
         inverts uncentred frames, whose outermost samples no window covers)."""
-        batch, channels, _, frames = spec.shape
+        batch, channels, bins, frames = spec.shape
         n_fft, hop = self.contract.n_fft, self.contract.hop_length
         window = self.window.to(spec.real.dtype)
-        chunks = torch.fft.irfft(spec.reshape(batch * channels, -1, frames), n=n_fft, dim=1) * window.unsqueeze(-1)
+        # torch.istft's operations in its order ([B*C, T, n_fft] frames, overlap-add by unfold's adjoint)
+        chunks = torch.fft.irfft(spec.reshape(batch * channels, bins, frames).transpose(1, 2), n=n_fft, dim=-1) * window
         full = n_fft + hop * (frames - 1)
-        signal = F.fold(chunks, (1, full), (1, n_fft), stride=(1, hop)).reshape(batch * channels, full)
-        squares = (window * window).unsqueeze(-1).expand(n_fft, frames).unsqueeze(0)
-        norm = F.fold(squares, (1, full), (1, n_fft), stride=(1, hop)).reshape(full)
-        signal = torch.where(norm > _TINY, signal / norm.clamp_min(_TINY), signal)
+        signal = torch.ops.aten.unfold_backward(chunks, [batch * channels, full], 1, n_fft, hop)
+        squares = window.pow(2).expand(1, frames, n_fft)
+        norm = torch.ops.aten.unfold_backward(squares, [1, full], 1, n_fft, hop).reshape(full)
         start = n_fft // 2 if self.contract.center else 0
-        signal = signal[:, start : start + length]
+        signal, norm = signal[:, start : start + length], norm[start : start + length]
+        signal = signal / torch.where(norm > _TINY, norm, torch.ones_like(norm))
         if signal.shape[-1] < length:
             signal = F.pad(signal, (0, length - signal.shape[-1]))
         return signal.reshape(batch, channels, length)

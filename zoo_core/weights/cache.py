@@ -34,15 +34,22 @@ def check_variant_name(variant: str) -> str:
     return variant
 
 
-def variant_name(entry: ModelEntry, variant: Optional[str]) -> str:
-    """The given variant name, or the model's default one; a model without released weights is an error."""
+def variant_name(entry: ModelEntry, variant: Optional[str], cached: bool = False) -> str:
+    """The given variant name, or the model's default one. Without released weights, with ``cached``: the one
+    variant in the cache (imported or trained); none, or several to choose from, is an error."""
     if variant:
         return check_variant_name(variant)
-    if entry.default_variant is None:
+    if entry.default_variant is not None:
+        return entry.default_variant
+    found = cached_variants(entry) if cached else []
+    if len(found) == 1:
+        return found[0]
+    if found:
         raise ZooError(
-            f"model {entry.name!r} has no released weights; train it or `zoo import` a checkpoint for it"
+            f"model {entry.name!r} has no released weights and {len(found)} cached variants ({', '.join(found)}); "
+            f"name one, e.g. {entry.name}:{found[0]}"
         )
-    return entry.default_variant
+    raise ZooError(f"model {entry.name!r} has no released weights; train it or `zoo import` a checkpoint for it")
 
 
 def cached_path(entry: ModelEntry, variant: Optional[str] = None) -> Path:

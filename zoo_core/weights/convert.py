@@ -21,6 +21,12 @@ The two generations of the authors' code, and our own files:
 * An architecture's own original layouts (e.g. TFC-TDF-UNet v3's reference code): its plugin's ``convert``
   recognises and renames them (`zoo_core.architectures.Architecture.convert`).
 
+Whatever the layout, the state_dict may sit in a training script's wrapper (``state_dict``,
+``model_state_dict`` or ``state``: a dict holding it beside optimiser state and the like) and every key may
+carry a ``module.`` (``nn.DataParallel``, ``DistributedDataParallel``) or ``model.`` (a wrapping module's
+attribute) prefix; `unwrap` removes both before the layout is recognised. A safetensors file without svs-zoo's
+``stft`` metadata is recognised the same way from its tensor names.
+
 PyTorch files are read with ``torch.load(weights_only=True)``: a file that needs arbitrary unpickling is
 refused, never executed.
 """
@@ -30,7 +36,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
@@ -59,6 +65,10 @@ _BLOCK_RENAMES = [
 # since a TFC-TDF block's `tfc` keeps its name
 _RECURRENT = re.compile(_BLOCK + r"rnn\.")
 _RECURRENT_DENSE = re.compile(_BLOCK + r"(?:tic|tfc)\.")
+_WRAPPERS = ("state_dict", "model_state_dict", "state")  # the dict keys training scripts store a state_dict under
+_PREFIXES = ("module.", "model.")  # DataParallel/DistributedDataParallel, a wrapping module's attribute
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".th")
+_LISTED = 5  # checkpoint files named when a folder is given
 _UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 
 
@@ -75,11 +85,24 @@ class Converted:
 ArchitectureConvert = Callable[[Any], Optional[tuple[dict[str, Tensor], str]]]
 
 
+def checkpoint_file(path: str | Path) -> Path:
+    """``path`` as a checkpoint file that exists; a folder is refused with the checkpoint files it holds."""
+    source = Path(path).expanduser()
+    if source.is_dir():
+        found = sorted(p.name for p in source.iterdir() if p.suffix.lower() in _CHECKPOINT_SUFFIXES and p.is_file())
+        listed = ", ".join(found[:_LISTED]) + (", ..." if len(found) > _LISTED else "")
+        inside = f": {listed}" if found else f" (it holds no {', '.join(_CHECKPOINT_SUFFIXES)} file)"
+        raise ZooError(f"{source} is a folder; give the checkpoint file inside it{inside}")
+    if not source.is_file():
+        raise ZooError(f"{source}: no such checkpoint file")
+    return source
+
+
 def read_checkpoint(path: Path, architecture_convert: Optional[ArchitectureConvert] = None) -> Converted:
     """Load an original checkpoint safely and convert it (see the module docstring); ``architecture_convert`` is
     the model's architecture's own converter, tried first."""
     if _is_safetensors(path):
-        return _from_safetensors(path)
+        return _from_safetensors(path, architecture_convert)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -93,6 +116,7 @@ def read_checkpoint(path: Path, architecture_convert: Optional[ArchitectureConve
     except FileNotFoundError:
         raise ZooError(f"{path}: no such file") from None
     except IsADirectoryError:
+        checkpoint_file(path)  # says what the folder holds
         raise ZooError(f"{path} is a folder, not a checkpoint file") from None
     except Exception as exc:  # torch raises many kinds for a damaged or foreign file
         raise ZooError(f"{path} is not a readable PyTorch checkpoint ({first_line(exc, with_type=True)})") from None
@@ -101,20 +125,42 @@ def read_checkpoint(path: Path, architecture_convert: Optional[ArchitectureConve
 
 def convert(obj: Any, source: str, architecture_convert: Optional[ArchitectureConvert] = None) -> Converted:
     """Recognise the checkpoint's layout from its contents and convert it; ``source`` names it in errors."""
+    tensors, wrappers, prefixes = unwrap(obj, source)
     if architecture_convert is not None:
-        own = architecture_convert(obj)
+        own = architecture_convert(tensors)
         if own is not None:
-            tensors, layout = own
-            plain = isinstance(obj, Mapping) and all(isinstance(value, Tensor) for value in obj.values())
-            return Converted(_state_dict(tensors, source), "state_dict" if plain else "checkpoint", layout)
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        return _from_lightning(obj, source)
-    tensors = _state_dict(obj, source)
+            converted, layout = own
+            return Converted(_state_dict(converted, source), _format(wrappers, prefixes), layout)
+    if any(key.startswith("spec2spec.") for key in tensors):
+        return _from_lightning(tensors, obj)
     if tensors and all(key.startswith("unet.") for key in tensors):
-        return Converted(_strip(tensors, "unet."), "state_dict", "svs-zoo")
-    if tensors and all(key.startswith("module.") for key in tensors):
-        return Converted(_from_ismir2020(_strip(tensors, "module.")), "dataparallel", "ismir2020")
-    return Converted(_from_ismir2020(tensors), "state_dict", "ismir2020")
+        return Converted(_strip(tensors, "unet."), _format(wrappers, prefixes), "svs-zoo")
+    return Converted(_from_ismir2020(tensors), _format(wrappers, prefixes), "ismir2020")
+
+
+def unwrap(obj: Any, source: str) -> tuple[dict[str, Tensor], list[str], list[str]]:
+    """``(state_dict, wrappers, prefixes)``: the state_dict inside ``obj`` (see the module docstring), the wrapper
+    keys descended through and the key prefixes removed, outermost first."""
+    wrappers: list[str] = []
+    while isinstance(obj, Mapping) and not all(isinstance(value, Tensor) for value in obj.values()):
+        wrapper = next((key for key in _WRAPPERS if isinstance(obj.get(key), Mapping)), None)
+        if wrapper is None:
+            break
+        wrappers.append(wrapper)
+        obj = obj[wrapper]
+    tensors = _state_dict(obj, source)
+    prefixes: list[str] = []
+    while (prefix := next((p for p in _PREFIXES if tensors and all(k.startswith(p) for k in tensors)), None)):
+        prefixes.append(prefix)
+        tensors = _strip(tensors, prefix)
+    return tensors, wrappers, prefixes
+
+
+def _format(wrappers: list[str], prefixes: list[str]) -> str:
+    """How the weights were stored, for the cache's metadata."""
+    if wrappers:
+        return "checkpoint"
+    return "dataparallel" if "module." in prefixes else "state_dict"
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -127,15 +173,18 @@ def _is_safetensors(path: Path) -> bool:
         return False
 
 
-def _from_safetensors(path: Path) -> Converted:
+def _from_safetensors(path: Path, architecture_convert: Optional[ArchitectureConvert] = None) -> Converted:
+    """svs-zoo's own file (its ``stft`` metadata says so) as it is; any other safetensors file by its names."""
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             metadata = handle.metadata() or {}
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError) as exc:
         raise ZooError(f"{path} is not a readable safetensors file ({exc})") from None
+    if "stft" not in metadata:
+        return replace(convert(tensors, str(path), architecture_convert), format="safetensors")
     try:
-        stft = json.loads(metadata["stft"]) if "stft" in metadata else {}
+        stft = json.loads(metadata["stft"])
     except ValueError:
         stft = None
     if not isinstance(stft, dict):
@@ -145,10 +194,13 @@ def _from_safetensors(path: Path) -> Converted:
 
 def _state_dict(obj: Any, source: str) -> dict[str, Tensor]:
     if not isinstance(obj, Mapping):
-        raise ZooError(f"{source} holds a {type(obj).__name__}, not a state_dict or Lightning checkpoint")
+        raise ZooError(f"{source} holds a {type(obj).__name__}, not a state_dict or a checkpoint holding one")
     for key, value in obj.items():
         if not isinstance(key, str) or not isinstance(value, Tensor):
-            raise ZooError(f"{source} is not a state_dict: entry {key!r} is a {type(value).__name__}, not a tensor")
+            raise ZooError(
+                f"{source} is not a state_dict, nor a checkpoint holding one under {', '.join(map(repr, _WRAPPERS))}: "
+                f"entry {key!r} is a {type(value).__name__}, not a tensor"
+            )
     return dict(obj)
 
 
@@ -177,8 +229,8 @@ def _from_ismir2020(tensors: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return _rename_blocks(tensors)
 
 
-def _from_lightning(checkpoint: Mapping[str, Any], source: str) -> Converted:
-    state = _state_dict(checkpoint["state_dict"], source)
+def _from_lightning(state: Mapping[str, Tensor], checkpoint: Any) -> Converted:
+    """``state``: the LightningModule's state_dict; ``checkpoint``: the whole file (its hyper-parameters)."""
     tensors: dict[str, Tensor] = {}
     for key, value in state.items():
         if key in _LIGHTNING_DROPPED:
@@ -205,8 +257,10 @@ def _cac_order(weight: Tensor, dim: int) -> Tensor:
     return weight.index_select(dim, torch.tensor(_CAC_FROM_LIGHTNING)).contiguous()
 
 
-def _lightning_stft(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+def _lightning_stft(checkpoint: Any) -> dict[str, Any]:
     """STFT settings from the saved hyper-parameters; the Lightning code always used a centred STFT."""
+    if not isinstance(checkpoint, Mapping):
+        return {}
     hparams = checkpoint.get("hyper_parameters") or checkpoint.get("hparams") or {}
     if not isinstance(hparams, Mapping):
         return {}

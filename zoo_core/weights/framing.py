@@ -11,7 +11,10 @@ registry's defaults. In order:
    the one ``create_model(name)`` built it with;
 4. the settings of the model's released variants in the same layout, when they agree (a re-saved copy of
    ``epoch2007`` takes ``epoch2007``'s framing);
-5. otherwise a one-line error asking for ``--stft``: nothing is guessed.
+5. the model's only framing, when its registry defaults and every released variant share one (nothing to choose
+   between), unless the file is in the Lightning layout and that framing is not centred: the Lightning code
+   always centred its STFT, so such a file was trained with another framing;
+6. otherwise a one-line error asking for ``--stft``: nothing is guessed.
 
 Callers report which rule decided (the second value returned), so the choice is never silent.
 """
@@ -79,8 +82,14 @@ def weights_framing(
     if len(framings) == 1:
         names = ", ".join(v.name for v in same_layout)
         return framings.pop(), f"the {converted.layout} layout of released {entry.name}:{names}"
+    known = {entry.stft} | {entry.stft_for(v) for v in entry.variants.values()}
+    if len(known) == 1 and (converted.layout != "lightning" or entry.stft.center):
+        return entry.stft, f"{entry.name}'s only framing"
+    why = (f"{len(known)} framings among its defaults and released variants" if len(known) > 1
+           else "an uncentred framing, and the Lightning code always centred its STFT")
     raise ZooError(
-        f"cannot tell which STFT settings {source} was trained with: it records none, and {entry.name} has "
-        f"{'no' if not framings else 'disagreeing'} released variants in its {converted.layout} layout; say it with "
-        f"--stft VARIANT or --stft hop_length=N,center=true|false (registry defaults: {entry.stft.as_dict()})"
+        f"cannot tell which STFT settings {source} was trained with: it records none, {entry.name} has "
+        f"{'no' if not framings else 'disagreeing'} released variants in its {converted.layout} layout and {why}; "
+        f"say it with --stft VARIANT or --stft hop_length=N,center=true|false (registry defaults: "
+        f"{entry.stft.as_dict()})"
     )

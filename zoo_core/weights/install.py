@@ -13,7 +13,7 @@ from ..errors import ZooError
 from ..model import StftSettings
 from ..registry import ModelEntry, WeightVariant, architecture_for, create_model, get_entry, split_name
 from .cache import cached_path, cached_variants, check_variant_name, variant_lock
-from .convert import Converted, read_checkpoint
+from .convert import Converted, checkpoint_file, read_checkpoint
 from .framing import weights_framing
 from .fetch import Report, fetch_original
 from .hashing import file_digests
@@ -71,9 +71,7 @@ def import_checkpoint(path: str | Path, model: str, variant: Optional[str] = Non
     not tell (see `zoo_core.weights.framing`); the settings, and which rule chose them, are recorded in the
     cached file's metadata (``stft``, ``stft_source``). Returns the cached safetensors path.
     """
-    source = Path(path).expanduser()
-    if not source.is_file():
-        raise ZooError(f"{source}: no such checkpoint file")
+    source = checkpoint_file(path)
     entry = get_entry(model)
     variant = variant or split_name(model)[1]
     git_sha1, sha256 = file_digests(source)

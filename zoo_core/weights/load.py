@@ -12,7 +12,7 @@ from ..errors import UnknownModelError, ZooError
 from ..model import SeparationModel, StftSettings
 from ..registry import architecture_for, create_model, get_entry
 from .cache import cached_path, cached_variants, is_cached
-from .convert import read_checkpoint
+from .convert import checkpoint_file, read_checkpoint
 from .framing import weights_framing
 from .hashing import file_digests
 from .fetch import MIRROR_HINT, can_fetch
@@ -24,11 +24,13 @@ from .store import read_weights
 def load_model(name: str, variant: str | None = None, device: str | torch.device = "cpu") -> SeparationModel:
     """The model ``name`` (``"tdc-17"`` or ``"tdc-17:top2"``) with its weights, in eval mode on ``device``.
 
-    Weights missing from the cache are pulled first when a mirror is configured or downloads are allowed.
+    Without a variant: the default released one, or for a model without released weights its only cached one
+    (imported or trained). Weights missing from the cache are pulled first when a mirror is configured or
+    downloads are allowed.
     The variant's STFT settings are used. ``model.weights_info`` tells which weights were loaded: model,
     variant, sha256 (of the cached safetensors file), source_url, source_git_sha1, format, layout.
     """
-    entry, chosen = resolve_variant(name, variant)
+    entry, chosen = resolve_variant(name, variant, cached=True)
     label = f"{entry.name}:{chosen}"
     released = entry.variants.get(chosen)
     if released is None and not is_cached(entry, chosen):
@@ -71,9 +73,7 @@ def load_weights_file(
 ) -> SeparationModel:
     """The model ``name`` with the weights of a checkpoint file, without putting them into the cache (``zoo
     export --weights``). The file is read and its STFT settings found as `import_checkpoint` does."""
-    source = Path(path).expanduser()
-    if not source.is_file():
-        raise ZooError(f"{source}: no such weights file")
+    source = checkpoint_file(path)
     entry = get_entry(name)
     git_sha1, sha256 = file_digests(source)
     converted = read_checkpoint(source, architecture_for(entry).convert)

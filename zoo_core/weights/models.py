@@ -15,13 +15,14 @@ from .cache import variant_name
 _LISTED = 4  # tensor names quoted in a mismatch message
 
 
-def resolve_variant(name: str, variant: Optional[str]) -> tuple[ModelEntry, str]:
-    """Entry and variant name for ``name`` (``model`` or ``model:variant``) and an optional ``variant``."""
+def resolve_variant(name: str, variant: Optional[str], cached: bool = False) -> tuple[ModelEntry, str]:
+    """Entry and variant name for ``name`` (``model`` or ``model:variant``) and an optional ``variant``;
+    ``cached``: a model without released weights takes its one cached variant (`variant_name`)."""
     entry = get_entry(name)
     in_name = split_name(name)[1]
     if variant and in_name and variant != in_name:
         raise ZooError(f"two variants given for {entry.name!r}: {in_name!r} in the name and {variant!r}")
-    return entry, variant_name(entry, variant or in_name)
+    return entry, variant_name(entry, variant or in_name, cached)
 
 
 def stft_json(stft: StftSettings) -> str:
