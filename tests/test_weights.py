@@ -76,6 +76,16 @@ def test_pull_writes_safetensors_with_provenance_and_hash_record(mirror, no_netw
     assert not any("window" in name for name in names)
 
 
+def test_a_pull_removes_what_a_killed_pull_of_that_variant_left(mirror, no_network):
+    folder = cached_path(get_entry("tdc-17"), "top1").parent
+    (folder / ".download-top1@k1ll3d00").mkdir(parents=True)  # a pull killed outright (SIGKILL, out of memory)
+    (folder / ".download-top1@k1ll3d00" / f".{TOP1}.a1b2c3d4.part").write_bytes(b"half a file")
+    (folder / "top1.lock").write_bytes(b"")
+    (folder / ".download-top2@bu5y0000").mkdir()  # another variant's pull, maybe still running: not ours
+    pull("tdc-17:top1", progress=False)
+    assert cache_files() == [".download-top2@bu5y0000", "top1.safetensors", "top1.safetensors.sha256"]
+
+
 def test_load_model_pulls_once_and_reports_its_weights(mirror, no_network):
     entry = get_entry("tdc-17")
     assert weights_status(entry) == "3 downloadable"
