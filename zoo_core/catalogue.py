@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
-from .files import append_line, write_text_atomically
+from .files import append_line, lock_if_possible, write_text_atomically
 
 MANIFEST_NAME = "manifest.jsonl"
 STARTED, DONE, FAILED = "started", "done", "failed"
@@ -219,10 +219,8 @@ class Manifest:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    import fcntl
-
     with open(path, "rb") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        lock_if_possible(handle.fileno())
         yield
 
 

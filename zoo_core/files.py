@@ -181,8 +181,6 @@ def append_line(path: Path, line: str) -> None:
     only the last line (readers skip a torn line; the next line then starts on a line of its own). A file
     renamed away while we waited for its lock (a manifest shard being folded, `zoo_core.catalogue`) is not
     written: the line goes to a new file under ``path``. The file and its folders are created on the first line."""
-    import fcntl
-
     path = Path(path)
     data = (line.rstrip("\n") + "\n").encode("utf-8")
     try:
@@ -190,7 +188,7 @@ def append_line(path: Path, line: str) -> None:
         while True:
             descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
             try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX)
+                lock_if_possible(descriptor)
                 if not _still_at(descriptor, path):
                     continue
                 size = os.fstat(descriptor).st_size
@@ -204,6 +202,19 @@ def append_line(path: Path, line: str) -> None:
         raise ZooError(f"cannot append to {path}: {exc.strerror or exc}", exit_code=1) from None
     if written != len(payload):
         raise ZooError(f"cannot append to {path}: only {written} of {len(payload)} bytes were written", exit_code=1)
+
+
+def lock_if_possible(descriptor: int) -> None:
+    """An exclusive ``flock`` of an open file, released when it is closed; skipped on a file system without
+    locks (single writers stay correct there, as before)."""
+    import errno
+    import fcntl
+
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
 
 
 def _still_at(descriptor: int, path: Path) -> bool:

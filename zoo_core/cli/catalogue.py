@@ -130,14 +130,15 @@ class Catalogue:
         except OSError as exc:
             raise ZooError(f"cannot use {self.output} as the output folder: {exc.strerror or exc}", exit_code=2) from None
         held.callback(remove_empty_folders, made)
-        locks = [(self.output / LOCK_NAME, f"{self.output}")]
+        locks = [(self.output / LOCK_NAME, f"{self.output}", "-o")]
         if Path(os.path.abspath(self.manifest.parent)) != Path(os.path.abspath(self.output)):
-            locks.append((self.manifest.parent / f".{self.manifest.name}.lock", f"the manifest {self.manifest}"))
-        for path, what in locks:
+            locks.append((self.manifest.parent / f".{self.manifest.name}.lock", f"the manifest {self.manifest}",
+                          "--manifest"))
+        for path, what, option in locks:
             try:
                 held.callback(remove_empty_folders, make_folders(path.parent))
-                held.enter_context(exclusive(path, wait=False, busy=f"another zoo run is writing to {what} (it "
-                                                                    f"holds {path}); wait for it to end"))
+                held.enter_context(exclusive(path, wait=False, busy=f"another zoo run is writing to {what} (it holds "
+                                                                    f"{path}); wait for it to end or use another {option}"))
             except Busy as exc:
                 return str(exc)
             except OSError as exc:
