@@ -21,7 +21,7 @@ from zoo_core.audio import (
     write_audio,
 )
 from zoo_core.errors import ZooError
-from zoo_core.files import atomic_path
+from zoo_core.files import atomic_path, write_text_atomically
 
 
 def _noise(frames: int, channels: int, seed: int = 0) -> np.ndarray:
@@ -181,6 +181,9 @@ def test_temporaries_stay_in_the_destination_folder_and_a_killed_writers_one_is_
         (folder / name).write_bytes(b"x")
     write_audio(target, _noise(1000, 2).T, 44100)
     assert sorted(p.name for p in folder.iterdir()) == sorted([*others, "vocals.wav"])
+    (folder / ".x.json.89abcdef.part.json").write_bytes(b"{")  # what zoo eval or zoo export killed outright leaves
+    write_text_atomically(folder / "x.json", "{}")
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*others, "vocals.wav", "x.json"])
 
 
 def test_output_formats():
