@@ -135,7 +135,10 @@ def differences(old: Optional[dict], new: dict) -> str:
     for key in ("model", "method", "segment", "overlap", "precision", "format", "bits"):
         before, after = old.get(key), new.get(key)
         if before != after and before is not None and after is not None:  # None: not used by that method
-            said.append(f"{key} {_shown(key, before)} -> {_shown(key, after)}")
+            shown = [_shown(key, before), _shown(key, after)]
+            if shown[0] == shown[1]:  # apart only beyond the digits shown
+                shown = [str(before), str(after)]
+            said.append(f"{key} {shown[0]} -> {shown[1]}")
     return ", ".join(said) or "other settings"
 
 
