@@ -21,6 +21,7 @@ from zoo_core.audio import (
     write_audio,
 )
 from zoo_core.errors import ZooError
+from zoo_core.files import atomic_path, write_text_atomically
 
 
 def _noise(frames: int, channels: int, seed: int = 0) -> np.ndarray:
@@ -153,6 +154,36 @@ def test_atomic_writer_leaves_nothing_behind_on_failure(tmp_path):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["vocals.wav"]
     assert sf.info(target).format == "FLAC" and sf.info(target).subtype == "PCM_16"
     assert np.allclose(sf.read(target, always_2d=True)[0].T, audio, atol=1 / 32768)
+
+
+def test_temporaries_stay_in_the_destination_folder_and_a_killed_writers_one_is_cleared(tmp_path):
+    """The temporary of out/a/b/vocals.wav is staged in out/a/b (made for it), never in an existing folder above;
+    an interrupted write takes the folders it made away again; the next write of a name removes the temporary a
+    killed writer left for that name, and nothing else."""
+    target = tmp_path / "out" / "a" / "b" / "vocals.wav"
+    with pytest.raises(RuntimeError):
+        with AtomicWriter(target, 44100, 2) as writer:
+            assert writer.temporary.parent == target.parent and writer.temporary.exists()
+            writer.write(_noise(1000, 2))
+            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "out" / "c" / "x.json") as temporary:
+            assert temporary.parent == tmp_path / "out" / "c"
+            temporary.write_text("{}")
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+    folder = tmp_path / "out" / "a" / "b"
+    folder.mkdir(parents=True)
+    stale = folder / ".vocals.wav.0123abcd.part.wav"  # what a SIGKILLed writer leaves
+    others = [".vocals.wav.notmine.part.wav", "vocals.wav.0123abcd.part.wav", ".other.wav.0123abcd.part.wav",
+              ".vocals.wav.0123abcd.part.flac"]
+    for name in [stale.name, *others]:
+        (folder / name).write_bytes(b"x")
+    write_audio(target, _noise(1000, 2).T, 44100)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*others, "vocals.wav"])
+    (folder / ".x.json.89abcdef.part.json").write_bytes(b"{")  # what zoo eval or zoo export killed outright leaves
+    write_text_atomically(folder / "x.json", "{}")
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*others, "vocals.wav", "x.json"])
 
 
 def test_output_formats():

@@ -98,10 +98,36 @@ def test_ctrl_c_during_jobs_stops_the_workers_quietly(weights_mirror, tmp_path):
         _noise(tmp_path / f"song{index}.wav", 40)
     process = _start_separation(tmp_path, weights_mirror, str(tmp_path), "--jobs", "2")
     _wait_for_partial_output(tmp_path, process)
+    seen = [p for p in tmp_path.rglob("*") if ".part" in p.name]
     os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130
     assert "Traceback" not in stderr, stderr
+    assert seen and all(tmp_path / "out" in p.parents for p in seen), seen  # staged inside -o, never above it
+    assert [p for p in tmp_path.rglob("*") if ".part" in p.name] == []
+
+
+@pytest.mark.slow
+def test_a_terminated_jobs_run_stages_its_temporaries_in_the_output_folder_and_leaves_none(weights_mirror, tmp_path):
+    """SIGTERM to the whole process group (what a job scheduler or `kill -- -PGID` sends) while two workers write:
+    every temporary seen is inside -o, and none is left anywhere."""
+    (tmp_path / "in").mkdir()
+    for index in range(2):
+        _noise(tmp_path / "in" / f"song{index}.wav", 10)
+    process = _start_separation(tmp_path, weights_mirror, str(tmp_path / "in"), "--jobs", "2")
+    seen: set[Path] = set()
+    deadline, first = time.monotonic() + 180, None
+    while time.monotonic() < deadline:  # until both workers write (four stems), or a second after the first
+        seen.update(p for p in tmp_path.rglob("*") if ".part" in p.name)
+        assert process.poll() is None, process.communicate()
+        first = first or (time.monotonic() if seen else None)
+        if len(seen) >= 4 or (first is not None and time.monotonic() - first > 1):
+            break
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143 and "Traceback" not in stderr, stderr
+    assert seen and all(tmp_path / "out" in p.parents for p in seen), seen
     assert [p for p in tmp_path.rglob("*") if ".part" in p.name] == []
 
 

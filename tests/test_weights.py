@@ -61,7 +61,7 @@ def test_pull_writes_safetensors_with_provenance_and_hash_record(mirror, no_netw
     path = pull("tdc-17:top1", progress=False)
 
     assert path == cached_path(get_entry("tdc-17"), "top1")
-    assert cache_files() == ["top1.lock", "top1.safetensors", "top1.safetensors.sha256"]
+    assert cache_files() == ["top1.safetensors", "top1.safetensors.sha256"]  # the pull's lock file went with it
     recorded = (path.parent / "top1.safetensors.sha256").read_text().split()
     assert recorded == [hashlib.sha256(path.read_bytes()).hexdigest(), "top1.safetensors"]
     with safe_open(str(path), framework="pt") as handle:
@@ -74,6 +74,16 @@ def test_pull_writes_safetensors_with_provenance_and_hash_record(mirror, no_netw
     assert {"source_sha256", "format", "layout", "stft", "svs_zoo_version", "created"} <= set(metadata)
     assert names == set(original(mirror))
     assert not any("window" in name for name in names)
+
+
+def test_a_pull_removes_what_a_killed_pull_of_that_variant_left(mirror, no_network):
+    folder = cached_path(get_entry("tdc-17"), "top1").parent
+    (folder / ".download-top1@k1ll3d00").mkdir(parents=True)  # a pull killed outright (SIGKILL, out of memory)
+    (folder / ".download-top1@k1ll3d00" / f".{TOP1}.a1b2c3d4.part").write_bytes(b"half a file")
+    (folder / "top1.lock").write_bytes(b"")
+    (folder / ".download-top2@bu5y0000").mkdir()  # another variant's pull, maybe still running: not ours
+    pull("tdc-17:top1", progress=False)
+    assert cache_files() == [".download-top2@bu5y0000", "top1.safetensors", "top1.safetensors.sha256"]
 
 
 def test_load_model_pulls_once_and_reports_its_weights(mirror, no_network):
@@ -109,7 +119,7 @@ def test_hash_mismatch_is_refused_and_nothing_is_kept(weights_mirror, tmp_path, 
     got = hashlib.sha1(b"blob %d\0" % len(tampered) + bytes(tampered)).hexdigest()
     assert f"expected {TOP1_GIT_SHA1}, got {got}" in message and "\n" not in message
     assert error.value.exit_code == 1
-    assert cache_files() == ["top1.lock"]  # no converted file, no partial download
+    assert not cached_path(get_entry("tdc-17")).parent.exists()  # no converted file, no download, no lock, no folder
 
 
 def test_corrupt_cache_file_is_detected_and_pull_repairs_it(mirror, no_network):
@@ -177,7 +187,7 @@ def test_interrupted_download_leaves_no_file(weights_mirror, monkeypatch, online
 
     if expected is ZooError:
         assert "interrupted" in str(raised.value) and "ZOO_WEIGHTS_MIRROR" in str(raised.value)
-    assert cache_files() == ["top1.lock"]
+    assert not cached_path(get_entry("tdc-17")).parent.exists()  # no file, no lock, no empty model folder
 
 
 def test_network_download_is_verified_and_converted(weights_mirror, monkeypatch, online):
@@ -242,7 +252,7 @@ def test_concurrent_pulls_produce_one_valid_file(mirror, no_network):
         thread.join()
 
     assert errors == [] and len(set(results)) == 1
-    assert cache_files() == ["top2.lock", "top2.safetensors", "top2.safetensors.sha256"]
+    assert cache_files() == ["top2.safetensors", "top2.safetensors.sha256"]
     state = load_model("tdc-17:top2").unet.state_dict()
     assert all(torch.equal(state[k], v) for k, v in original(mirror, "cac_tdc_17_vocals_top2.pt").items())
 
@@ -293,6 +303,17 @@ def test_cli_pull_and_import(mirror, weights_mirror, tmp_path):
     for args, code in ((["pull", "tfc-17"], 2), (["import", str(tmp_path / "missing.pt"), "--model", "tdc-17"], 2)):
         failed = runner.invoke(main, args)
         assert failed.exit_code == code and failed.output.startswith("error: ") and failed.output.count("\n") == 1
+    assert cache_files() == [f"{v}.safetensors{suffix}" for v in ("again", "top1", "top2", "top3") for suffix in ("", ".sha256")]
+
+
+def test_a_failed_cli_pull_leaves_no_model_folder_and_no_lock(weights_mirror, tmp_path, monkeypatch):
+    """`zoo pull` from a mirror without the file: one error line, and the cache holds nothing for the model."""
+    empty_mirror = tmp_path / "mirror"
+    empty_mirror.mkdir()
+    monkeypatch.setenv("ZOO_WEIGHTS_MIRROR", str(empty_mirror))
+    failed = CliRunner().invoke(main, ["pull", "tdc-17:top1"])
+    assert failed.exit_code == 1 and "has no cac_tdc_17_vocals_top1.pt" in failed.output, failed.output
+    assert not cached_path(get_entry("tdc-17")).parent.exists()
 
 
 def test_import_of_a_safetensors_file_in_our_layout_keeps_its_stft(weights_mirror, tmp_path):

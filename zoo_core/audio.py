@@ -19,7 +19,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from .errors import ZooError, first_line
-from .files import check_writable, temporary_path
+from .files import check_writable, make_folders, remove_empty_folders, remove_stale_temporaries, temporary_path
 from .native import native_stderr_discarded
 
 SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -233,9 +233,10 @@ def subtype_for(format: str, bits: Optional[str]) -> str:
 
 
 class AtomicWriter:
-    """Writes ``[frames, channels]`` blocks to a temporary file (`zoo_core.files`); `commit` moves it to ``path``,
-    `discard` (or leaving the ``with`` block on an exception) removes it, so no half-written file remains and no
-    folder is created for a file that never lands. For integer formats it counts the samples that clip
+    """Writes ``[frames, channels]`` blocks to a temporary file in ``path``'s own folder (`zoo_core.files`);
+    `commit` moves it to ``path``, `discard` (or leaving the ``with`` block on an exception) removes it and the
+    folders made for it, so no half-written file and no empty folder remain. Several writers into one new folder
+    are discarded in the reverse order of their creation. For integer formats it counts the samples that clip
     (``clipped``): float WAV keeps values beyond ±1, 16- and 24-bit cannot."""
 
     def __init__(self, path: Path, sample_rate: int, channels: int, format: str = "wav", subtype: str = "FLOAT"):
@@ -243,6 +244,8 @@ class AtomicWriter:
 
         self.path = Path(path)
         check_writable(self.path)
+        self.made = make_folders(self.path.parent)
+        remove_stale_temporaries(self.path.parent, [self.path.name])
         self.temporary = temporary_path(self.path)
         self.integer = subtype.startswith("PCM")
         self.clipped = 0
@@ -252,6 +255,7 @@ class AtomicWriter:
             )
         except BaseException:
             self.temporary.unlink(missing_ok=True)
+            remove_empty_folders(self.made)
             raise
 
     def write(self, block: np.ndarray) -> None:
@@ -261,12 +265,12 @@ class AtomicWriter:
 
     def commit(self) -> None:
         self._file.close()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.temporary, self.path)
 
     def discard(self) -> None:
         self._file.close()
         self.temporary.unlink(missing_ok=True)
+        remove_empty_folders(self.made)
 
     def __enter__(self) -> "AtomicWriter":
         return self

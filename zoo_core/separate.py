@@ -493,7 +493,7 @@ def separate_file(
             if writer.clipped
         ]
     except BaseException as exc:
-        for writer in writers.values():
+        for writer in reversed(list(writers.values())):  # the first one made the folders: it goes last
             writer.discard()
         if isinstance(exc, OSError):  # a full disk, a folder we may not write to
             raise ZooError(f"{path}: cannot write the outputs ({exc})", exit_code=1) from None

@@ -5,11 +5,19 @@ the rules: sharding, the manifest, resume). Under torchrun rank 0 plans — list
 manifest shards, decides what a rerun skips — and every rank receives that plan; the ranks read the declared
 durations of the inputs to do in turns, and each takes its share. At the end every rank's results go to rank
 0, which folds the manifest shards and reports for the whole run.
+
+One run per output folder: the run (rank 0) holds ``OUTPUT/.zoo.lock`` (and a lock beside a manifest kept
+elsewhere) from before it plans until it ends, and removes the lock file then; a second run on the same folder
+is refused in one line. Under that lock the plan first removes the temporaries a killed run left in the folders
+this run writes (`zoo_core.files.remove_stale_temporaries`), and an interrupted torchrun run still folds the
+rank shards into the manifest on its way out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +25,11 @@ from typing import Any, Optional
 
 import click
 
-from ..catalogue import DONE, FAILED, STARTED, Manifest, declared_seconds, decide, longest_first, record, shard
-from ..separate import SeparationOptions, choose_stems, model_label, output_paths, separate_file
+from ..catalogue import (
+    DONE, FAILED, STARTED, Manifest, declared_seconds, decide, longest_first, record, run_settings, shard,
+)
+from ..errors import ZooError
+from ..separate import SeparationOptions, choose_stems, model_folder, model_label, output_paths, separate_file
 from .options import RunSettings
 from .runner import ProgressDisplay, load_for_inference, run_items
 
@@ -39,6 +50,8 @@ class Plan:
     skipped: list[Path]
     problems: list[tuple[Path, str]]
     total: int
+    settings: Optional[dict] = None  # what defines the outputs (`zoo_core.catalogue.run_settings`)
+    redone: list[tuple[Path, str]] = field(default_factory=list)  # inputs done before, done again: why
 
 
 @dataclass
@@ -81,21 +94,64 @@ class Catalogue:
         started = time.perf_counter()
         book = Manifest(self.manifest, self.rank, sharded=self.world > 1)
         files, problems = expand_inputs(self.inputs) if self.rank == 0 else ([], [])
-        model = self._load_model() if ranks.from_main(bool(files), self.group) else None
-        label = model_label(model) if model is not None else self.settings.model
-        self.source = getattr(model, "entry_name", "") if self.artifact is not None else self.settings.model
-        plan = self._plan(files, problems, model, label, book) if self.rank == 0 else None
-        plan = ranks.from_main(plan, self.group)
-        if self.rank == 0:
-            self._report_plan(plan, label, book)
-        share = self._my_share(plan.todo)
-        outcome = self._separate(model, label, book, share)
-        outcomes = ranks.gather(outcome, self.group)
-        if self.rank != 0:
-            return None, [], 0
-        if self.world > 1:
+        with contextlib.ExitStack() as held:
+            refusal = self._hold_folder(held) if self.rank == 0 else None
+            any_files, refusal = ranks.from_main((bool(files), refusal), self.group)
+            if refusal is not None:
+                if self.rank != 0:  # rank 0 says it, once
+                    return None, [], 0
+                raise ZooError(refusal, exit_code=1)
+            if self.rank == 0 and self.world > 1:  # an interrupted run folds the rank shards on its way out
+                held.callback(self._fold_on_exit, book)
+            model = self._load_model() if any_files else None
+            label = model_label(model) if model is not None else self.settings.model
+            self.source = getattr(model, "entry_name", "") if self.artifact is not None else self.settings.model
+            plan = self._plan(files, problems, model, label, book) if self.rank == 0 else None
+            plan = ranks.from_main(plan, self.group)
+            if self.rank == 0:
+                self._report_plan(plan, label, book)
+            share = self._my_share(plan.todo)
+            outcome = self._separate(model, label, book, share, plan.settings)
+            outcomes = ranks.gather(outcome, self.group)
+            if self.rank != 0:
+                return None, [], 0
+            if self.world > 1:
+                book.fold_shards()
+            return self._summary(plan, outcomes, started), self._failures(plan, outcomes), plan.total
+
+    def _hold_folder(self, held: contextlib.ExitStack) -> Optional[str]:
+        """Lock the output folder (made now if missing, removed at the end if it stays empty) and the manifest's
+        folder if that is elsewhere, for the rest of the run; returns why not when another run holds them."""
+        from ..files import make_folders, remove_empty_folders
+        from ..locks import Busy, exclusive
+
+        try:
+            made = make_folders(self.output)
+        except OSError as exc:
+            raise ZooError(f"cannot use {self.output} as the output folder: {exc.strerror or exc}", exit_code=2) from None
+        held.callback(remove_empty_folders, made)
+        locks = [(self.output / LOCK_NAME, f"{self.output}", "-o")]
+        if Path(os.path.abspath(self.manifest.parent)) != Path(os.path.abspath(self.output)):
+            locks.append((self.manifest.parent / f".{self.manifest.name}.lock", f"the manifest {self.manifest}",
+                          "--manifest"))
+        for path, what, option in locks:
+            try:
+                held.callback(remove_empty_folders, make_folders(path.parent))
+                held.enter_context(exclusive(path, wait=False, busy=f"another zoo run is writing to {what} (it holds "
+                                                                    f"{path}); wait for it to end or use another {option}"))
+            except Busy as exc:
+                return str(exc)
+            except OSError as exc:
+                raise ZooError(f"cannot lock {path}: {exc.strerror or exc}", exit_code=2) from None
+        return None
+
+    def _fold_on_exit(self, book: Manifest) -> None:
+        """Fold the rank shards, also when the run ends by an exception (SIGTERM from torchrun, Ctrl-C): what
+        the ranks recorded is then in the manifest at once. A failure here leaves the shards for the next run."""
+        try:
             book.fold_shards()
-        return self._summary(plan, outcomes, started), self._failures(plan, outcomes), plan.total
+        except (ZooError, OSError):
+            pass
 
     @functools.cached_property
     def group(self):
@@ -133,18 +189,63 @@ class Catalogue:
     def _plan(self, files: list[Path], problems: list[tuple[Path, str]], model, label: str, book: Manifest) -> Plan:
         book.fold_shards()  # leftovers of a killed distributed run, before anyone appends
         wanted = {path: self._outputs(model, path) for path in files} if model is not None else {}
-        decisions = decide(book.records(), label, wanted, self.force)
+        if model is not None:
+            self._remove_stale_temporaries(model, wanted)
+        settings = self._run_settings(model) if model is not None else None
+        decisions = decide(book.records(), label, wanted, self.force, settings)
         todo = [(path, decisions[path].overwrite) for path in files if not decisions[path].skip]
         skipped = [path for path in files if decisions[path].skip]
-        return Plan(todo, skipped, problems, len(files) + len(problems))
+        redone = [(path, decisions[path].reason) for path in files if decisions[path].reason]
+        return Plan(todo, skipped, problems, len(files) + len(problems), settings, redone)
+
+    def _remove_stale_temporaries(self, model, wanted: dict[Path, dict[str, Path]]) -> None:
+        """What a killed run (SIGKILL, out of memory) left: any temporary in the track folders of this run's
+        inputs, and in the output and manifest folders the temporaries of the names written there (the manifest,
+        and the outputs, which an older svs-zoo staged in the deepest folder that existed)."""
+        from ..files import remove_stale_temporaries
+
+        names = {self.manifest.name, *(p.name for outputs in wanted.values() for p in outputs.values())}
+        for folder in {self.output, self.output / model_folder(model), self.manifest.parent}:
+            remove_stale_temporaries(folder, names)
+        for folder in {p.parent for outputs in wanted.values() for p in outputs.values()}:
+            remove_stale_temporaries(folder)
+
+    def _run_settings(self, model) -> dict:
+        """What defines this run's outputs (`zoo_core.catalogue.run_settings`), for the manifest."""
+        from ..audio import OUTPUT_BITS, subtype_for
+        from ..weights.hashing import sha256_file
+
+        options = self.settings.separation
+        segment = overlap = None
+        if options.method == "overlap-add":
+            segment_samples, overlap_samples = options.geometry(model)
+            segment, overlap = segment_samples / model.sample_rate, overlap_samples / segment_samples
+        subtype = subtype_for(self.audio_format, self.bits)
+        bits = next(name for name, value in OUTPUT_BITS.items() if value == subtype)
+        weights = artifact = None
+        if self.artifact is not None:
+            artifact = sha256_file(self.artifact)
+        else:
+            weights = (getattr(model, "weights_info", None) or {}).get("sha256") or None
+        return run_settings(model=model_label(model), weights=weights, artifact=artifact, method=options.method,
+                            segment=segment, overlap=overlap,
+                            precision=None if self.artifact is not None else self.settings.precision,
+                            format=self.audio_format, bits=bits)
 
     def _report_plan(self, plan: Plan, label: str, book: Manifest) -> None:
         for path, message in plan.problems:
             click.echo(f"error: {message}", err=True)
-            book.append(record(path, {}, label, FAILED, error=message, rank=self.rank))
+            book.append(record(path, {}, label, FAILED, error=message, rank=self.rank, settings=plan.settings))
         if plan.skipped and not self.quiet:
             click.echo(f"skipping {len(plan.skipped)} of {plan.total} files the manifest records as done "
                        f"({book.path}; --force redoes them)", err=True)
+        if not self.quiet:
+            reasons: dict[str, list[Path]] = {}
+            for path, reason in plan.redone:
+                reasons.setdefault(reason, []).append(path)
+            for reason, paths in reasons.items():  # one line per difference, however many files share it
+                which = paths[0].name if len(paths) == 1 else f"{len(paths)} files done before"
+                click.echo(f"redoing {which}: {reason}", err=True)
 
     def _my_share(self, todo: list[tuple[Path, bool]]) -> list[tuple[Path, bool]]:
         """This rank's items: all of them alone, else a share balanced by declared duration; a pool of
@@ -164,7 +265,8 @@ class Catalogue:
             share = sorted(share, key=longest_first(durations).index)
         return [todo[i] for i in share]
 
-    def _separate(self, model, label: str, book: Manifest, items: list[tuple[Path, bool]]) -> Outcome:
+    def _separate(self, model, label: str, book: Manifest, items: list[tuple[Path, bool]],
+                  settings: Optional[dict]) -> Outcome:
         outcome = Outcome()
         if not items:
             return outcome
@@ -176,7 +278,7 @@ class Catalogue:
         def on_begin(key: int) -> None:
             started_at[key] = time.perf_counter()
             path = items[key][0]
-            book.append(record(path, self._outputs(model, path), label, STARTED, rank=self.rank))
+            book.append(record(path, self._outputs(model, path), label, STARTED, rank=self.rank, settings=settings))
 
         def on_done(key: int, result: Optional[dict], error: Optional[tuple[str, int]]) -> None:
             path = items[key][0]
@@ -184,13 +286,14 @@ class Catalogue:
                 outcome.failures.append(error)
                 outcome.failed.append({"input": str(path), "error": error[0]})
                 book.append(record(path, self._outputs(model, path), label, FAILED, error=error[0], rank=self.rank,
-                                   seconds=time.perf_counter() - started_at.get(key, time.perf_counter())))
+                                   seconds=time.perf_counter() - started_at.get(key, time.perf_counter()),
+                                   settings=settings))
                 display.error(error[0])
                 return
             outcome.separated.append(result)
             outputs = {stem: Path(p) for stem, p in result["outputs"].items()}
             book.append(record(path, outputs, label, DONE, seconds=result["seconds"], rank=self.rank,
-                               audio_seconds=result["frames"] / result["sample_rate"]))
+                               audio_seconds=result["frames"] / result["sample_rate"], settings=settings))
             for warning in result.get("warnings", []):
                 display.warn(warning)
             folder = next(iter(outputs.values())).parent
@@ -213,6 +316,7 @@ class Catalogue:
             "method": self.settings.separation.method,
             "separated": [entry for o in outcomes for entry in o.separated],
             "skipped": [str(path) for path in plan.skipped],
+            "redone": [{"input": str(path), "reason": reason} for path, reason in plan.redone],
             "failed": [{"input": str(p), "error": m} for p, m in plan.problems] + [e for o in outcomes for e in o.failed],
             "manifest": str(self.manifest),
             "ranks": self.world,
@@ -221,3 +325,6 @@ class Catalogue:
 
     def _failures(self, plan: Plan, outcomes: list[Outcome]) -> list[tuple[str, int]]:
         return [(message, 2) for _, message in plan.problems] + [f for o in outcomes for f in o.failures]
+
+
+LOCK_NAME = ".zoo.lock"  # in the output folder while a run writes there

@@ -30,6 +30,8 @@ class Terminated(BaseException):
 
 
 def _raise_terminated(signum, frame) -> None:
+    # once: a second SIGTERM (a process group's, then a parent's) must not cut the cleanup the first one started
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated()
 
 
@@ -152,6 +154,7 @@ def _start_worker(model_name: str, device: str, precision: str, threads: int, me
 def _worker_sigterm(signum, frame) -> None:
     """The main process stops us: mid-item, unwind so the item's half-written files are removed; else just go."""
     if _worker.get("busy"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the main process and a process group may both send one
         raise Terminated()
     os._exit(143)
 

@@ -74,8 +74,8 @@ def parse_stems(value: Optional[str]) -> Optional[list[str]]:
               help="Sample format [default: float for wav, 24 for flac].")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs, and redo inputs the manifest records as done.")
 @click.option("--manifest", "manifest_path", type=click.Path(path_type=Path), default=None,
-              help="JSON-lines record of every input (outputs, model, time, status, error); a rerun skips the "
-                   "inputs it records as done [default: OUTPUT/manifest.jsonl].")
+              help="JSON-lines record of every input (outputs, model, settings, time, status, error); a rerun "
+                   "skips the inputs it records as done with the same settings [default: OUTPUT/manifest.jsonl].")
 @click.option("--distributed", is_flag=True,
               help="Under torchrun: each rank separates its share of the inputs (balanced by duration), on its "
                    "own GPU with --device cuda. `python -m zoo_core.separate` turns this on under torchrun.")

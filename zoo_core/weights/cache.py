@@ -1,21 +1,23 @@
 """Where converted weights live: ``$ZOO_HOME/weights/<model>/<variant>.safetensors``.
 
-``ZOO_HOME`` defaults to the platform's user cache folder. Next to each weights file sit its SHA-256 record
-(``.sha256``, `sha256sum` format) and a lock file that serialises pulls and imports of that variant.
+``ZOO_HOME`` defaults to the platform's user cache folder. Next to each weights file sits its SHA-256 record
+(``.sha256``, `sha256sum` format); while a pull or an import of that variant runs, a lock file (``.lock``)
+serialises them, and it goes when the lock is released.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
 import platformdirs
 
 from ..errors import ZooError
+from ..files import make_folders, remove_empty_folders
+from ..locks import exclusive
 from ..registry import ModelEntry
 
 _VARIANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -77,15 +79,23 @@ def cached_variants(entry: ModelEntry) -> list[str]:
 
 @contextmanager
 def variant_lock(path: Path) -> Iterator[None]:
-    """Exclusive lock for one cached variant, so concurrent pulls never write the same file at once."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path.with_suffix(".lock"), "a+b")
-    except OSError as exc:
-        raise ZooError(f"cannot write to the weights cache {path.parent}: {exc.strerror}", exit_code=1) from None
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """Exclusive lock for one cached variant, so concurrent pulls never write the same file at once. The lock
+    file goes on release, and so does the model's folder when this call made it and nothing landed there (a
+    failed pull leaves nothing behind)."""
+    with ExitStack() as stack:
+        for attempt in range(_ATTEMPTS):
+            try:
+                stack.callback(remove_empty_folders, make_folders(path.parent))  # runs after the lock is released
+            except OSError as exc:
+                raise ZooError(f"cannot write to the weights cache {path.parent}: {exc.strerror}", exit_code=1) from None
+            try:
+                stack.enter_context(exclusive(path.with_suffix(".lock")))
+                break
+            except ZooError:
+                # the holder we waited for failed and removed the folder it had made: make it again
+                if path.parent.is_dir() or attempt == _ATTEMPTS - 1:
+                    raise
+        yield
+
+
+_ATTEMPTS = 3

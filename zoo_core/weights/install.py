@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -49,7 +50,10 @@ def pull(name: str, variant: Optional[str] = None, progress: bool = True, report
     with variant_lock(path):
         if is_intact(path):
             return path
-        with tempfile.TemporaryDirectory(prefix=".download-", dir=path.parent) as folder:
+        download = f".download-{chosen}@"  # "@" is in no variant name: the prefix names this variant alone
+        for stale in path.parent.glob(f"{download}*"):  # a pull of this variant killed outright; we hold its lock
+            shutil.rmtree(stale, ignore_errors=True)
+        with tempfile.TemporaryDirectory(prefix=download, dir=path.parent) as folder:
             original = fetch_original(released, label, Path(folder), progress, report)
             if report is not None:
                 report("convert", 0, None)
