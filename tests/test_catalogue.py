@@ -17,7 +17,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from zoo_core.audio import read_audio
-from zoo_core.catalogue import DONE, FAILED, STARTED, Manifest, decide, record, shard
+from zoo_core.catalogue import DONE, FAILED, STARTED, Decision, Manifest, decide, record, shard
 
 # --------------------------------------------------------------------------------------------------- rules
 
@@ -80,6 +80,20 @@ def test_resume_rule(tmp_path):
     more = {inputs["done"]: {**outputs("done"), "accompaniment": tmp_path / "done" / "accompaniment.wav"}}
     assert not decide(records, "m:v", more, force=False)[inputs["done"]].skip  # a stem it did not write
     assert all(d.overwrite and not d.skip for d in decide(records, "m:v", wanted, force=True).values())
+
+
+def test_a_started_item_is_redone_even_when_its_outputs_exist(tmp_path):
+    """Killed after writing its outputs but before recording ``done``: only ``done`` completes an item (module doc),
+    so it is separated again, replacing those outputs; a ``done`` record with the same outputs is skipped."""
+    outputs = {"vocals": tmp_path / "song" / "vocals.wav", "accompaniment": tmp_path / "song" / "accompaniment.wav"}
+    outputs["vocals"].parent.mkdir()
+    for path in outputs.values():
+        path.write_bytes(b"x")
+    song = tmp_path / "song.wav"
+    started = [record(song, outputs, "m:v", STARTED)]
+    assert decide(started, "m:v", {song: outputs}, force=False)[song] == Decision(skip=False, overwrite=True)
+    done = [*started, record(song, outputs, "m:v", DONE)]
+    assert decide(done, "m:v", {song: outputs}, force=False)[song] == Decision(skip=True, overwrite=False)
 
 
 # ------------------------------------------------------------------------------------- a real catalogue
