@@ -18,7 +18,8 @@ def _run(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess:
     """One test that asks for the clip, with tests/conftest.py as a plugin and ../shared pointed nowhere."""
     (tmp_path / "test_needs_clip.py").write_text(NEEDS_CLIP)
     env = {key: value for key, value in os.environ.items() if key != "CI"}
-    env.update(ZOO_SHARED_DIR=str(tmp_path / "no-shared"), PYTHONPATH=str(TESTS))
+    env.update(ZOO_SHARED_DIR=str(tmp_path / "no-shared"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH")])))
     if ci is not None:
         env["CI"] = ci
     return subprocess.run(
