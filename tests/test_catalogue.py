@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 import zoo_core
 from zoo_core.audio import read_audio
-from zoo_core.catalogue import DONE, FAILED, STARTED, Manifest, decide, record, run_settings, shard
+from zoo_core.catalogue import DONE, FAILED, STARTED, Decision, Manifest, decide, record, run_settings, shard
 from zoo_core.cli import main
 from zoo_core.cli.runner import load_for_inference
 from zoo_core.separate import separate
@@ -152,6 +152,20 @@ def test_a_done_input_with_other_output_defining_settings_is_done_again(tmp_path
     decision = decide(done, "m:v", {song: outputs}, False, run_settings(**{**SETTINGS, **change}))[song]
     assert (decision.skip, decision.overwrite, decision.reason) == (False, True, reason)
     assert decide(done, "m:v", {song: outputs}, False, run_settings(**SETTINGS))[song].skip  # the same: skipped
+
+
+def test_a_started_item_is_redone_even_when_its_outputs_exist(tmp_path):
+    """Killed after writing its outputs but before recording ``done``: only ``done`` completes an item (module doc),
+    so it is separated again, replacing those outputs; a ``done`` record with the same outputs is skipped."""
+    outputs = {"vocals": tmp_path / "song" / "vocals.wav", "accompaniment": tmp_path / "song" / "accompaniment.wav"}
+    outputs["vocals"].parent.mkdir()
+    for path in outputs.values():
+        path.write_bytes(b"x")
+    song = tmp_path / "song.wav"
+    started = [record(song, outputs, "m:v", STARTED)]
+    assert decide(started, "m:v", {song: outputs}, force=False)[song] == Decision(skip=False, overwrite=True)
+    done = [*started, record(song, outputs, "m:v", DONE)]
+    assert decide(done, "m:v", {song: outputs}, force=False)[song] == Decision(skip=True, overwrite=False)
 
 
 # ------------------------------------------------------------------------------------- a real catalogue
