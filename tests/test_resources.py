@@ -194,3 +194,21 @@ def test_the_default_segment_is_accepted_and_a_lower_limit_refuses_it(zoo, song,
     assert message.startswith("error: the default segment (1.46 s) with --batch-size 2 needs about ")
     assert "for tdc-17:top1 (limit 1.0 MB set by ZOO_MAX_MEMORY)" in message and message.endswith("(or raise ZOO_MAX_MEMORY)")
     assert _audio_files(tmp_path / "again") == []
+
+
+def test_an_exported_file_cuts_a_segment_like_the_model_it_holds():
+    """`zoo separate --artifact FILE --segment S` uses the model's own overlap fraction, as `-m MODEL` does (0.75
+    for tfc-tdf-v3-small, from registry.toml), read from the file's zoo.json alone."""
+    import zoo_core
+    from zoo_core.export.metadata import build_metadata
+    from zoo_core.hosts import ArtifactModel, FramingContract
+    from zoo_core.separate import SeparationOptions
+
+    model = zoo_core.create_model("tfc-tdf-v3-small").eval()
+    metadata = build_metadata(model, zoo_core.get_entry("tfc-tdf-v3-small"), "onnx")
+    exported = ArtifactModel(torch.nn.Identity(), metadata, Path("v3.onnx"), FramingContract.from_metadata(metadata, "v3.onnx"))
+    for seconds in (1.0, 2.5, None):
+        options = SeparationOptions(segment=seconds)
+        assert options.geometry(exported) == options.geometry(model), seconds
+    # 1 s = 43.07 hops of 1024 -> 43 hops; 0.75 x 43 = 32.25 -> 32 hops (0.25 would give 11)
+    assert SeparationOptions(segment=1.0).geometry(exported) == (43 * 1024, 32 * 1024)
