@@ -202,25 +202,27 @@ def check_segment_memory(model, options, label: str, jobs: int = 1) -> Optional[
     per_process = peak.bytes(padded_samples(model, segment), options.batch_size)
     needed = jobs * per_process + (jobs - 1) * weights  # the workers load their own copy; this one is loaded
     limit, source = memory_limit(device)
-    seconds = options.segment
-    shortest = 2 * model.hop_length / model.sample_rate
-    looks_like_samples = seconds is not None and seconds > SAMPLES_HINT_SECONDS and seconds / model.sample_rate >= shortest
-    samples_hint = f"did you mean samples? use --segment {seconds / model.sample_rate:.2f}" if looks_like_samples else ""
+    seconds, rate = options.segment, model.sample_rate
+    # a long segment that read as samples is a usable one (at least two hops) may well be samples
+    samples = seconds is not None and seconds > SAMPLES_HINT_SECONDS and seconds >= 2 * model.hop_length
+    samples_hint = f"did you mean samples? use --segment {seconds / rate:.2f}" if samples else ""
     if needed <= limit:
-        return f"--segment {seconds:g} s is over {SAMPLES_HINT_SECONDS:g} s; {samples_hint}" if looks_like_samples else None
-    what = f"--segment {seconds:g} s" if seconds is not None else f"the default segment ({segment / model.sample_rate:.2f} s)"
+        return f"--segment {seconds:g} s is over {SAMPLES_HINT_SECONDS:g} s; {samples_hint}" if samples else None
+    what = f"--segment {seconds:g} s" if seconds is not None else f"the default segment ({segment / rate:.2f} s)"
     if options.batch_size > 1:
         what += f" with --batch-size {options.batch_size}"
     if jobs > 1:
         what += f" in {jobs} processes (--jobs)"
     message = f"{what} needs about {format_size(needed)} for {label} (limit {format_size(limit)} {source})"
-    if looks_like_samples:
+    if samples:
         raise ZooError(f"{message}; {samples_hint}")
     fitting = _longest_fitting(model, options, peak, (limit - (jobs - 1) * weights) / jobs)
     if fitting is not None:
         advice = f"use --segment {fitting:.2f} or less"
+    elif options.batch_size > 1 or jobs > 1:
+        advice = "use a smaller --batch-size or --jobs"
     else:
-        advice = "use a smaller --batch-size or --jobs" if options.batch_size > 1 or jobs > 1 else "use a machine with more memory"
+        advice = "use a machine with more memory"
     override = f"raise {ENVIRONMENT}" if os.environ.get(ENVIRONMENT) else f"set {ENVIRONMENT}=SIZE to allow more"
     raise ZooError(f"{message}; {advice} (or {override})")
 
