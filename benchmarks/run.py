@@ -183,8 +183,8 @@ class HostRun:
     """The C++ host as a configuration: one program run per round; its in-process separation time counts."""
 
     def __init__(self, model_file: Path, wav: Path, out: Path, segment: int, overlap: int):
-        self.command = [sys.executable, "-c", LAUNCHER, str(HOST), str(model_file), str(wav), str(out), "--segment", str(segment),
-                        "--overlap", str(overlap), "--batch-size", "1"]
+        self.command = [sys.executable, "-c", LAUNCHER, str(HOST), str(model_file), str(wav), str(out),
+                        "--segment-samples", str(segment), "--overlap-samples", str(overlap), "--batch-size", "1"]
         self.peak_rss_mb = 0.0
         self.program_seconds: list[float] = []
         self.startup_seconds: list[float] = []  # loading the model and reading the input, as the host reports it

@@ -177,3 +177,67 @@ def test_host_writes_every_stem_of_a_four_stem_v3_model(host_binary, clip_wav, t
         written, _ = soundfile.read(tmp_path / "out" / f"{stem}.wav", dtype="float32", always_2d=True)
         difference = (torch.from_numpy(written.T.copy()) - expected[index]).abs().max().item()
         assert difference < TOLERANCE, f"{stem}: max abs difference {difference}"
+
+
+# ------------------------------------------------------------------------------ zoo's units, one error line
+
+
+@pytest.mark.slow
+def test_host_takes_seconds_and_a_fraction_like_zoo_separate(host_binary, torchscript_artifact, tdc17, clip_wav, tmp_path):
+    """1.5 s at 44.1 kHz is 64.6 hops of 1024: 65 hops, 66560 samples; half of 65 hops is 32.5, which Python's
+    round() (half to even) makes 32 hops, 32768 samples: the rule of `zoo separate --segment 1.5 --overlap 0.5`."""
+    segment, overlap = SeparationOptions(segment=1.5, overlap=0.5).geometry(tdc17)
+    assert (segment, overlap) == (66560, 32768)
+    audio, _ = soundfile.read(clip_wav, dtype="float32", always_2d=True)
+    artifact = SeparatorArtifact(tdc17, segment, overlap)
+    with torch.no_grad():
+        expected = artifact.separate_chunked(torch.from_numpy(audio.T.copy())[None], segment, overlap, BATCH_SIZE)[0]
+    stdout = assert_host_matches(host_binary, torchscript_artifact, clip_wav, tmp_path, expected,
+                                 "--segment", "1.5", "--overlap", "0.5")
+    assert "segment 66560 samples (1.509 s), overlap 32768 samples" in stdout
+    short = tmp_path / "short.wav"  # the geometry line is all these two runs are read for
+    soundfile.write(short, audio[:44100], 44100, subtype="FLOAT")
+    # without --overlap: the model's own fraction (0.25 for tdc-17) of the new segment, 16.25 -> 16 hops
+    alone = run_host(host_binary, torchscript_artifact, short, tmp_path / "alone", "--segment", "1.5")
+    assert alone.returncode == 0 and "segment 66560 samples (1.509 s), overlap 16384 samples" in alone.stdout
+    samples = run_host(host_binary, torchscript_artifact, short, tmp_path / "samples", "--segment-samples", "66560",
+                       "--overlap-samples", "32768")
+    assert samples.returncode == 0 and "segment 66560 samples (1.509 s), overlap 32768 samples" in samples.stdout
+
+
+@pytest.mark.slow
+def test_host_reads_hop_and_overlap_fraction_from_an_aoti_package(host_binary, aoti_package, clip_wav, tmp_path):
+    short = tmp_path / "short.wav"
+    audio, _ = soundfile.read(clip_wav, dtype="float32", always_2d=True)
+    soundfile.write(short, audio[:44100], 44100, subtype="FLOAT")
+    result = run_host(host_binary, aoti_package.path, short, tmp_path / "out", "--segment", "1.5")
+    assert result.returncode == 0, result.stderr
+    assert "segment 66560 samples (1.509 s), overlap 16384 samples" in result.stdout  # as the TorchScript file
+
+
+@pytest.mark.slow
+def test_host_errors_are_one_line_without_a_traceback(host_binary, torchscript_artifact, tdc17_onnx, clip_wav, tmp_path):
+    onnx = tdc17_onnx.path
+    cases = [
+        ((torchscript_artifact, "--segment-samples", "3"),
+         "--segment-samples 3 is shorter than this model's minimum of 2048 samples (two STFT hops)"),
+        ((torchscript_artifact, "--segment", "64512"),
+         "--segment 64512 s is longer than 600 s; if that is a count of samples, use --segment-samples 64512 "
+         "(= --segment 1.46)"),
+        ((torchscript_artifact, "--segment", "0.01"), "--segment 0.01 s is shorter than this model's minimum of 0.046 s"),
+        ((torchscript_artifact, "--overlap", "16384"),
+         "--overlap must be a fraction of the segment in [0, 1), got 16384 (for samples use --overlap-samples 16384)"),
+        ((torchscript_artifact, "--segment-samples", "4096", "--overlap-samples", "4096"),
+         "the overlap (4096 samples) must be shorter than the segment (4096 samples)"),
+        ((torchscript_artifact, "--segment", "1", "--segment-samples", "44100"), "not both"),
+        ((torchscript_artifact, "--device", "cuda:3"), "CUDA"),
+        ((onnx,), f"{onnx}: ONNX is not a host format (zoo_host runs .ts.pt and .pt2 files); separate with it through "
+                  f"ONNX Runtime: zoo separate --artifact {onnx} INPUT"),
+    ]
+    for (model, *options), message in cases:
+        result = subprocess.run([str(host_binary), str(model), str(clip_wav), str(tmp_path / "out"), *options],
+                                capture_output=True, text=True)
+        assert result.returncode == 2, (options, result.stderr)
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, (options, result.stderr)
+        assert message in result.stderr, (options, result.stderr)
+    assert not (tmp_path / "out").exists()

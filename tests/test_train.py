@@ -210,8 +210,8 @@ def test_bad_data_and_bad_options_are_one_line_errors(tiny, musdb, tmp_path):
         (("--musdb", empty), "no usable tracks found"),
         (("--musdb", musdb, "--valid-track", "nope"), "validation track 'nope' is not among the 5 usable tracks"),
         (("--musdb", musdb), "none of MUSDB's 14 standard validation tracks"),
-        (("--musdb", musdb, "--valid-track", "valid", "--precision", "bf16", "--device", "cpu"),
-         "--precision bf16 needs a CUDA device"),
+        (("--musdb", musdb, "--valid-track", "valid", "--precision", "fp16", "--device", "cpu"),
+         "--precision fp16 needs a CUDA device; use fp32 or bf16 on the CPU"),
         (("--musdb", musdb, "--valid-track", "valid", "--init", "tdc-17:top1"), "holds weights of 'tdc-17', not of 'tiny'"),
         (("--musdb", musdb, "--valid-track", "valid", "--steps", -1), "--steps must be >= 0"),
     ]
@@ -404,3 +404,19 @@ def test_a_run_folder_that_cannot_be_written_is_refused_before_any_work(tiny, mu
         assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output  # nothing logged before
         assert result.stderr.startswith(f"error: cannot use {out} as the run folder: ")
     assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.slow
+def test_bf16_trains_on_the_cpu_close_to_fp32(tiny, musdb, tmp_path):
+    """--precision bf16 means the same on the CPU for train as for separate: bfloat16 autocast. Reference: the
+    fp32 run with the same seed; bf16 rounding must change the losses, but only slightly."""
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        run = tmp_path / precision
+        done = tiny_run(musdb, run, "--steps", 2, "--batch-size", 2, "--valid-seconds", 1, "--device", "cpu",
+                        "--precision", precision)
+        assert done.exit_code == 0, done.output
+        losses[precision] = [entry["loss"] for entry in log_entries(run) if "loss" in entry]
+    assert len(losses["bf16"]) == 2 and all(math.isfinite(loss) for loss in losses["bf16"])
+    assert losses["bf16"] != losses["fp32"]
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)

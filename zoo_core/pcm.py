@@ -16,7 +16,10 @@ import numpy as np
 
 from .errors import ZooError
 
-RAW_FORMATS = ("f32le", "s16le")  # what --format names; a WAV header may also declare the others below
+RAW_FORMATS = ("f32le", "s16le")  # what --input-format names; a WAV header may also declare the others below
+# float audio is about ±1 (a hot master a few times that); integer PCM read as floats gives NaN, infinities and
+# values like 1e30 as soon as a sample is negative
+PLAUSIBLE_FLOAT_PEAK = 1000.0
 _READ_BYTES = 1 << 15  # per read(): a pipe returns what it has, so small reads keep the latency low
 _STREAMED_SIZES = (0, 0xFFFFFFFF)
 
@@ -111,7 +114,16 @@ class PcmInput:
             whole = len(data) - len(data) % frame
             self._pending = data[whole:]
             if whole:
-                yield self.format.sample.decode(data[:whole], self.format.channels)
+                yield self._plausible(self.format.sample.decode(data[:whole], self.format.channels))
+
+    def _plausible(self, block: np.ndarray) -> np.ndarray:
+        """Raw float input that cannot be audio is most likely integer PCM sent without saying so."""
+        if self.is_wav or self.format.sample.scale:
+            return block
+        if not np.isfinite(block).all() or np.abs(block).max() > PLAUSIBLE_FLOAT_PEAK:
+            raise ZooError(f"{self.what}: not plausible {self.format.sample.name} audio (NaN, infinite or beyond "
+                           f"±{PLAUSIBLE_FLOAT_PEAK:g}); for 16-bit PCM pass --input-format s16le, or send WAV")
+        return block
 
     def _read_some(self) -> bytes:
         size = _READ_BYTES if self._remaining is None else min(_READ_BYTES, self._remaining)

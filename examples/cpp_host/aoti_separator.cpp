@@ -40,6 +40,8 @@ Separator load_aoti(const std::string& path, const std::optional<std::string>& d
   separator.segment = std::stoll(metadata.at("segment"));
   separator.overlap = std::stoll(metadata.at("overlap"));
   const auto settings = FramingSettings::from_metadata(metadata);
+  separator.hop_length = settings.hop_length;
+  separator.overlap_fraction = default_overlap_fraction(json->second);
   auto host = std::make_shared<SpectralHost>(package, settings, device);
   // a vocal model's stems also name accompaniment = mixture - vocals, which the host forms itself
   const bool complement = static_cast<int64_t>(separator.stems.size()) == settings.model_stems + 1;

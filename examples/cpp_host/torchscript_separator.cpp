@@ -20,7 +20,7 @@ std::string json_string_field(const std::string& json, const std::string& key) {
 }  // namespace
 
 Separator load_torchscript(const std::string& path, const std::optional<std::string>& device_name, bool verbose) {
-  const c10::Device device = parse_device(device_name.value_or("cpu"));
+  const c10::Device device = parse_device(device_name.value_or("auto"));
   torch::jit::ExtraFilesMap extra{{"zoo.json", ""}};
   std::shared_ptr<torch::jit::Module> module;
   try {
@@ -29,7 +29,8 @@ Separator load_torchscript(const std::string& path, const std::optional<std::str
     throw HostError(path + " is not a TorchScript artifact (or it is corrupted)", 2);
   }
   const std::string& metadata = extra["zoo.json"];
-  if (metadata.empty() || !module->find_method("separate_chunked")) {
+  if (metadata.empty() || !module->find_method("separate_chunked") || !module->hasattr("model") ||
+      !module->attr("model").toModule().hasattr("hop_length")) {
     throw HostError(path + " is a TorchScript module but not an svs-zoo artifact (no zoo.json or no separate_chunked)", 2);
   }
   check_torch_version(json_string_field(metadata, "torch_version"), path);
@@ -49,6 +50,8 @@ Separator load_torchscript(const std::string& path, const std::optional<std::str
   for (const auto& stem : module->run_method("stems").toListRef()) separator.stems.push_back(stem.toStringRef());
   separator.segment = module->run_method("default_segment").toInt();
   separator.overlap = module->run_method("default_overlap").toInt();
+  separator.hop_length = module->attr("model").toModule().attr("hop_length").toInt();
+  separator.overlap_fraction = default_overlap_fraction(metadata);
   separator.separate = [module](const at::Tensor& mixture, int64_t segment, int64_t overlap, int64_t batch) {
     return module->get_method("separate_chunked")({mixture, segment, overlap, batch}).toTensor();
   };

@@ -31,7 +31,7 @@ from ..catalogue import (
 from ..errors import ZooError
 from ..separate import SeparationOptions, choose_stems, model_folder, model_label, output_paths, separate_file
 from .options import RunSettings
-from .runner import ProgressDisplay, load_for_inference, run_items
+from .runner import ProgressDisplay, check_segment, load_for_inference, run_items
 
 
 def _separate_one(model, item: tuple[Path, bool], *, out_dir: Path, options: SeparationOptions,
@@ -103,7 +103,7 @@ class Catalogue:
                 raise ZooError(refusal, exit_code=1)
             if self.rank == 0 and self.world > 1:  # an interrupted run folds the rank shards on its way out
                 held.callback(self._fold_on_exit, book)
-            model = self._load_model() if any_files else None
+            model = self._load_model(len(files)) if any_files else None
             label = model_label(model) if model is not None else self.settings.model
             self.source = getattr(model, "entry_name", "") if self.artifact is not None else self.settings.model
             plan = self._plan(files, problems, model, label, book) if self.rank == 0 else None
@@ -165,7 +165,7 @@ class Catalogue:
     def _device(self) -> str:
         return str(self.context.device) if self.context is not None else self.settings.device
 
-    def _load_model(self):
+    def _load_model(self, files: int):
         from ..train import distributed as ranks
 
         holder: dict[str, Any] = {}
@@ -173,7 +173,8 @@ class Catalogue:
         ranks.main_first(lambda: holder.update(model=self._open()), self.group)
         model = holder["model"]
         choose_stems(model, self.stems)  # an unknown stem name fails before any work
-        self.settings.separation.geometry(model)  # and so does a segment the model cannot use
+        # and so does a segment the model cannot use, or one that does not fit in memory
+        check_segment(model, self.settings.separation, min(self.settings.jobs, max(1, files)), warn_here=self.rank == 0)
         return model
 
     def _open(self):
@@ -306,7 +307,8 @@ class Catalogue:
         with ProgressDisplay(len(items), self.quiet or distributed, "files") as display:
             run_items(items, [path.name for path, _ in items], work, model=model, model_name=self.settings.model,
                       device=self._device(), jobs=self.settings.jobs, display=display, on_done=on_done,
-                      precision=self.settings.precision, on_begin=on_begin, artifact=self.artifact)
+                      precision=self.settings.precision, on_begin=on_begin, artifact=self.artifact,
+                      threads=self.settings.threads)
         return outcome
 
     def _summary(self, plan: Plan, outcomes: list[Outcome], started: float) -> dict:

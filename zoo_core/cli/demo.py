@@ -8,13 +8,13 @@ from pathlib import Path
 import click
 
 from ..separate import DEFAULT_MODEL
-from .options import output_option
+from .options import device_option, output_option
 
 
 @click.command("demo", short_help="Separate a real song clip and print its SDR.")
 @click.option("-m", "--model", "model_name", default=DEFAULT_MODEL, show_default=True, help="Model NAME[:VARIANT].")
 @output_option("separated", "Stems go to OUTPUT/<model>_<variant>/<track>/ (the demo's own earlier outputs are replaced).")
-@click.option("--device", default="cpu", show_default=True)
+@device_option()
 def demo_command(model_name: str, output: Path, device: str) -> None:
     """Separate a real song clip and score it: the zoo's main job in one command.
 
@@ -33,7 +33,8 @@ def demo_command(model_name: str, output: Path, device: str) -> None:
     result = run_demo(model, output, clip, started)
     info = result.weights
     seconds = result.track.mixture.shape[1] / result.track.sample_rate
-    click.echo(f"model     {info.get('model', model_name)}:{info.get('variant', '?')} on {device}")
+    where = next(model.parameters()).device
+    click.echo(f"model     {info.get('model', model_name)}:{info.get('variant', '?')} on {where}")
     click.echo(f"clip      {result.clip.name} ({seconds:.1f} s, mixture = stream 0)")
     for stem, path in result.outputs.items():
         click.echo(f"wrote     {path}")

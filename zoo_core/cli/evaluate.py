@@ -14,7 +14,7 @@ import click
 
 from ..errors import ZooError
 from .options import RunSettings, output_option, separation_options
-from .runner import ProgressDisplay, finish_batch, load_for_inference, run_items
+from .runner import ProgressDisplay, check_segment, finish_batch, load_for_inference, run_items
 
 
 def _evaluate_one(model, source, *, settings: dict, on_start, progress):
@@ -120,7 +120,7 @@ def eval_command(
     results = []
     model = load_for_inference(run.model, run.device, run.precision) if sources else None
     if model is not None:
-        separation.geometry(model)  # a segment the model cannot use fails before any work
+        check_segment(model, separation, min(run.jobs, len(sources)))
 
     with ProgressDisplay(len(sources), quiet or not sources, "tracks") as display:
 
@@ -146,6 +146,7 @@ def eval_command(
                 display=display,
                 on_done=on_done,
                 precision=run.precision,
+                threads=run.threads,
             )
     results.sort(key=lambda result: result.name)
     overall = aggregate([result.summary for result in results])

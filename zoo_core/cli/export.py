@@ -11,7 +11,7 @@ import click
 
 from ..errors import ZooError
 from . import warn
-from .options import output_option
+from .options import device_option, output_option, threads_option
 
 SUFFIXES = {"torchscript": ".ts.pt", "aoti": ".pt2", "onnx": ".onnx"}
 
@@ -80,8 +80,9 @@ def output_and_format(output: Optional[str], model: str, fmt: Optional[str]) -> 
 @click.option("--stft", metavar="VARIANT|KEY=VALUE,...", help="With --weights: the STFT the weights were trained "
               "with, when the file does not say (see `zoo import --help`).")
 @click.option("--init", is_flag=True, help="Export freshly initialised parameters (metadata \"weights\": null).")
-@click.option("--device", default="cpu", show_default=True, help="TorchScript: also check (and with --freeze, freeze) "
-              "on this device; AOTInductor: compile for it (cpu or cuda).")
+@device_option("TorchScript: also check (and with --freeze, freeze) on this device; AOTInductor: compile for it; "
+               "auto: CUDA when present, else the CPU (ONNX: always the CPU).")
+@threads_option()
 @click.option("--freeze", is_flag=True, help="Write a TorchScript file frozen for --device, named NAME.frozen-DEVICE.ts.pt.")
 @click.option("--segment", type=float, metavar="SECONDS",
               help="Default segment length stored for hosts [default: the model's training window].")
@@ -89,7 +90,7 @@ def output_and_format(output: Optional[str], model: str, fmt: Optional[str]) -> 
               help="Default overlap stored for hosts, a fraction of the segment [default: the model's].")
 def export_command(
     model: str, output: Optional[str], fmt: Optional[str], weights: Optional[Path], stft: Optional[str], init: bool,
-    device: str, freeze: bool, segment: Optional[float], overlap: Optional[float],
+    device: str, threads: Optional[int], freeze: bool, segment: Optional[float], overlap: Optional[float],
 ) -> None:
     """Export MODEL[:VARIANT] for deployment: a self-checked TorchScript file, an AOTInductor package or an
     ONNX file (the spectrogram core; needs pip install 'svs-zoo[onnx]').
@@ -97,15 +98,18 @@ def export_command(
     The file is written only after its output was checked against the eager model. Segment and overlap are
     the defaults a host uses for long inputs, in the same units as `zoo separate` (seconds, a fraction).
     """
+    from ..devices import AUTO, parse_device
     from ..export.torchscript import resolve_device
     from ..files import check_writable
     from ..registry import create_model
     from ..separate import SeparationOptions
+    from ..threads import apply_threads, resolve_threads
 
     path, fmt = output_and_format(output, model, fmt)
+    apply_threads(resolve_threads(threads))  # the checks run the model, several times
     if fmt == "aoti" and freeze:
         raise ZooError("--freeze applies to TorchScript; --format aoti compiles for --device (cpu or cuda) anyway")
-    if fmt == "onnx" and (freeze or device != "cpu"):
+    if fmt == "onnx" and (freeze or parse_device(device) not in (AUTO, "cpu")):
         raise ZooError("--format onnx is checked with ONNX Runtime on the CPU; --freeze and --device apply to "
                        "TorchScript and AOTInductor")
     if init and weights is not None:
@@ -114,7 +118,7 @@ def export_command(
         raise ZooError("--stft describes a --weights file; cached variants carry their STFT settings")
     options = SeparationOptions(segment=segment, overlap=overlap)
     options.validate()
-    resolve_device(device)  # before loading weights: an unusable device is the cheaper error
+    device = "cpu" if fmt == "onnx" else str(resolve_device(device))  # before the weights: the cheaper error
     check_writable(path)
     if fmt == "aoti":
         from ..export.aoti import check_exportable

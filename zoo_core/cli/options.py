@@ -1,8 +1,9 @@
 """Options shared by several commands, declared once: one vocabulary, one unit (seconds) everywhere.
 
 `separation_options` gives `zoo separate`, `zoo eval` and `zoo stream` the same model, segment, overlap, batch,
-method, device, precision and jobs options and hands the command one typed `RunSettings`; `output_option` is
-``-o/--output`` (``--out`` still works, hidden).
+method, device, precision, jobs and threads options and hands the command one typed `RunSettings`, with the
+thread count already applied; `device_option` and `threads_option` are the same two options for other
+commands; `output_option` is ``-o/--output`` (``--out`` still works, hidden).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any, Callable, Optional
 
 import click
 
+from ..devices import DEVICE_HELP, parse_device
 from ..errors import ZooError
 from ..separate import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, METHODS, SeparationOptions
+from ..threads import apply_threads, resolve_threads
 from .runner import PRECISIONS
 
 
@@ -25,9 +28,10 @@ class RunSettings:
 
     model: str
     separation: SeparationOptions
-    device: str = "cpu"
+    device: str = "auto"  # as `zoo_core.devices.parse_device` spells it; resolved where the model is loaded
     precision: str = "fp32"
     jobs: int = 1
+    threads: int = 1  # torch threads in all, shared by the --jobs workers
 
 
 def separation_options(command: Optional[Callable] = None, *, live: bool = False) -> Callable:
@@ -39,13 +43,15 @@ def separation_options(command: Optional[Callable] = None, *, live: bool = False
 
     @functools.wraps(command)
     def wrapper(*args: Any, model_name: str, segment: Optional[float], overlap: Optional[float], device: str,
-                precision: str, batch_size: int = DEFAULT_BATCH_SIZE, method: str = "overlap-add", jobs: int = 1,
-                **kwargs: Any) -> Any:
+                precision: str, threads: Optional[int], batch_size: int = DEFAULT_BATCH_SIZE,
+                method: str = "overlap-add", jobs: int = 1, **kwargs: Any) -> Any:
         if jobs < 1:
             raise ZooError(f"--jobs must be at least 1, got {jobs}")
         separation = SeparationOptions(segment=segment, overlap=overlap, batch_size=batch_size, method=method)
         separation.validate()
-        run = RunSettings(model_name, separation, device, precision, jobs)
+        threads = resolve_threads(threads)
+        apply_threads(threads)
+        run = RunSettings(model_name, separation, parse_device(device), precision, jobs, threads)
         return command(*args, run=run, **kwargs)
 
     options = {
@@ -62,12 +68,13 @@ def separation_options(command: Optional[Callable] = None, *, live: bool = False
                                help="overlap-add: cross-faded overlapping segments, streamed. authors: the original "
                                     "ISMIR 2020 chunk-and-trim procedure, whole track in memory (reproduces the "
                                     "paper's numbers)."),
-        "device": click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda or cuda:1."),
+        "device": device_option(),
         "precision": click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
                                   help="bf16 runs the network in bfloat16 (faster on CPUs with AVX-512 BF16; see "
                                        "README for the SDR cost); STFT and blending stay float32."),
         "jobs": click.option("-j", "--jobs", type=int, default=1, show_default=True,
-                             help="Inputs processed in parallel processes."),
+                             help="Inputs processed in parallel processes (they share --threads)."),
+        "threads": threads_option(),
     }
     chosen = [option for name, option in options.items() if not (live and name in _NOT_LIVE)]
     for option in reversed(chosen):
@@ -76,6 +83,18 @@ def separation_options(command: Optional[Callable] = None, *, live: bool = False
 
 
 _NOT_LIVE = ("batch_size", "method", "jobs")  # options a live stream has no use for
+
+
+def device_option(help: str = DEVICE_HELP) -> Callable:
+    """``--device auto|cpu|cuda|cuda:N`` (default auto), one spelling for every command."""
+    return click.option("--device", default="auto", show_default=True, metavar="DEVICE", help=help)
+
+
+def threads_option() -> Callable:
+    """``--threads N``; the command resolves None with `zoo_core.threads.resolve_threads`."""
+    return click.option("--threads", type=int, default=None, metavar="N",
+                        help="torch threads in all [default: OMP_NUM_THREADS, else the physical cores]; on a busy "
+                             "shared machine fewer (even 1) can be faster.")
 
 
 class AliasedOption(click.Option):

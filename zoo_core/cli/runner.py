@@ -41,15 +41,31 @@ def handle_sigterm() -> None:
 
 
 def load_for_inference(model_name: str, device: str, precision: str = "fp32"):
-    """The named model with its weights (pulled when needed), prepared by `zoo_core.inference.optimize`: exact in
-    fp32 (BatchNorm folded, fused ReLU, channels-last), or with the network in bfloat16 for ``"bf16"``."""
+    """The named model with its weights (pulled when needed) on ``device`` (``auto``: CUDA when present), prepared
+    by `zoo_core.inference.optimize`: exact in fp32 (BatchNorm folded, fused ReLU, channels-last), or with the
+    network in bfloat16 for ``"bf16"``."""
     import torch
 
+    from ..devices import resolve_device
     from ..inference import optimize
     from ..weights import load_model
 
+    target = resolve_device(device)  # before the weights: a missing GPU is the cheaper error
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    return optimize(load_model(model_name, device=device), dtype)
+    return optimize(load_model(model_name, device=str(target)), dtype)
+
+
+def check_segment(model, separation, jobs: int = 1, warn_here: bool = True) -> None:
+    """Before any work: a segment the model cannot use, or one whose separation would not fit in memory
+    (`zoo_core.memory`), is one error line; a segment that looks like a count of samples gets a warning."""
+    from ..memory import check_segment_memory
+    from ..separate import model_label
+    from . import warn
+
+    separation.geometry(model)
+    warning = check_segment_memory(model, separation, model_label(model), jobs)
+    if warning is not None and warn_here:
+        warn(warning)
 
 
 class ProgressDisplay:
@@ -134,13 +150,12 @@ _worker: dict[str, Any] = {}
 
 
 def _start_worker(model_name: str, device: str, precision: str, threads: int, messages, artifact=None) -> None:
-    import torch
-
     from ..allocator import tune_allocator
+    from ..threads import apply_threads
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     tune_allocator()
-    torch.set_num_threads(threads)
+    apply_threads(threads)
     if artifact is not None:
         from ..hosts import open_artifact
 
@@ -193,11 +208,13 @@ def run_items(
     precision: str = "fp32",
     on_begin: Optional[Callable[[int], None]] = None,
     artifact=None,
+    threads: Optional[int] = None,
 ) -> None:
     """Run ``work`` on every item, with ``model`` in this process or in ``jobs`` worker processes that each
     load ``model_name`` once (from the cache that loading ``model`` filled), or open the exported file
-    ``artifact``; ``on_begin(index)`` is called as an item starts, ``on_done(index, result, error)`` as it
-    finishes, ``error`` a (message, exit code). Items are started in the order given."""
+    ``artifact``, and share ``threads`` torch threads (default: this process's count); ``on_begin(index)`` is
+    called as an item starts, ``on_done(index, result, error)`` as it finishes, ``error`` a (message, exit
+    code). Items are started in the order given."""
     if jobs <= 1 or len(items) <= 1:
         for key, (item, label) in enumerate(zip(items, labels)):
             if on_begin is not None:
@@ -215,8 +232,12 @@ def run_items(
             display.finish(key)
             on_done(key, result, error)
         return
+    import torch
+
+    from ..threads import per_worker
+
     jobs = min(jobs, len(items))
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = per_worker(threads or torch.get_num_threads(), jobs)
     context = multiprocessing.get_context("spawn")  # forking after torch has started threads can deadlock
     messages = context.Queue()
     pool = ProcessPoolExecutor(jobs, context, initializer=_start_worker, initargs=(model_name, device, precision, threads, messages, artifact))

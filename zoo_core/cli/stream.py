@@ -39,8 +39,9 @@ def stream_stems(model, names: Optional[list[str]]) -> list[str]:
 @click.option("--latency", type=float, default=None, metavar="SECONDS",
               help="Keep the latency at most this long by using shorter segments (less context: lower quality; "
                    "see README). Not with --segment.")
-@click.option("--format", "raw_format", type=click.Choice(RAW_FORMATS), default="f32le", show_default=True,
-              help="Sample format of raw PCM on standard input (a WAV stream's header says its own).")
+@click.option("--input-format", "raw_format", type=click.Choice(RAW_FORMATS), default=None,
+              help="Sample format of raw PCM on standard input (a WAV stream's header says its own) [default: f32le].")
+@click.option("--format", "old_format", type=click.Choice(RAW_FORMATS), default=None, hidden=True)  # the old name, still read
 @click.option("--rate", type=int, default=44100, show_default=True,
               help="Sample rate of raw PCM input; other rates than the model's are resampled (soxr) and back.")
 @click.option("--channels", type=int, default=2, show_default=True, help="Channels of raw PCM input: 1 or 2.")
@@ -50,12 +51,12 @@ def stream_stems(model, names: Optional[list[str]]) -> list[str]:
 @click.option("--output-format", type=click.Choice(RAW_FORMATS), default="f32le", show_default=True,
               help="Sample format written on standard output (rate and channels per stem: the input's).")
 @click.option("-q", "--quiet", is_flag=True, help="No start-up line on standard error.")
-def stream_command(run: RunSettings, latency: Optional[float], raw_format: str, rate: int, channels: int,
-                   stem_list: Optional[str], output_format: str, quiet: bool) -> None:
+def stream_command(run: RunSettings, latency: Optional[float], raw_format: Optional[str], old_format: Optional[str],
+                   rate: int, channels: int, stem_list: Optional[str], output_format: str, quiet: bool) -> None:
     """Separate audio arriving on standard input and write the chosen stem(s) on standard output as raw PCM,
     as it arrives: a karaoke track live from any player or capture tool.
 
-    Input is raw PCM (--format, --rate, --channels) or a WAV stream (detected by its RIFF header). The latency
+    Input is raw PCM (--input-format, --rate, --channels) or a WAV stream (detected by its RIFF header). The latency
     is fixed: one segment at the model's rate (1.46 s for tdc-17 by default), plus the resamplers' delay at
     other rates; --latency trades quality for less. A reader that goes away (a closed pipe) ends the stream
     quietly. Example:
@@ -64,9 +65,10 @@ def stream_command(run: RunSettings, latency: Optional[float], raw_format: str, 
     """
     from ..separate import model_label
     from ..stream import StreamingSeparator, options_for_latency
-    from .runner import load_for_inference
+    from .runner import check_segment, load_for_inference
     from .separate import parse_stems
 
+    raw_format = _input_format(raw_format, old_format)
     if latency is not None and run.separation.segment is not None:
         raise ZooError("--latency and --segment both set the segment; give one of them")
     if rate < 1:
@@ -79,6 +81,7 @@ def stream_command(run: RunSettings, latency: Optional[float], raw_format: str, 
         raise ZooError("standard output is a terminal; pipe zoo stream into a player or a file")
     names = parse_stems(stem_list)
     model = load_for_inference(run.model, run.device, run.precision)
+    check_segment(model, run.separation)  # before reading any input; --latency only shortens the segment
     stems = stream_stems(model, names)
     source = PcmInput(0, StreamFormat(FORMATS[raw_format], rate, channels))
     fmt = source.format
@@ -100,6 +103,18 @@ def stream_command(run: RunSettings, latency: Optional[float], raw_format: str, 
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)  # so that nothing tries to flush into the closed pipe at exit
         os.close(devnull)
+
+
+def _input_format(given: Optional[str], old: Optional[str]) -> str:
+    """--input-format, or the older --format (which `zoo separate` uses for the output container) with a notice."""
+    from . import warn
+
+    if old is not None:
+        if given is not None:
+            raise ZooError("--format is the old name of --input-format; give only --input-format")
+        warn("zoo stream --format is deprecated; use --input-format (the same values)")
+        return old
+    return given or "f32le"
 
 
 def _pump(source: PcmInput, separator, stems: list[str], output) -> None:

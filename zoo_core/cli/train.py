@@ -66,8 +66,9 @@ _FIELDS = (
 @click.option("--patience", type=int, default=10, show_default=True,
               help="Stop after this many validations without improvement (0: never).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
-              help="Mixed precision (GPU only).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+              help="Mixed precision: bf16 (autocast) on a GPU or the CPU, fp16 on a GPU.")
+@click.option("--device", default="auto", show_default=True, metavar="DEVICE",
+              help="auto (CUDA when present, else the CPU), cpu, cuda (under torchrun: each rank its own GPU) or cuda:N.")
 @click.option("--workers", type=int, default=2, show_default=True, help="DataLoader worker processes.")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.pass_context

@@ -59,15 +59,10 @@ class ExportResult:
 
 
 def resolve_device(name: str) -> torch.device:
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ZooError(f"unknown device {name!r}; use cpu or cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ZooError("CUDA not available: this torch build or machine has no CUDA device; export with --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise ZooError(f"unsupported device {name!r}; use cpu or cuda")
-    return device
+    """An export's device (`zoo_core.devices`: auto, cpu, cuda or cuda:N)."""
+    from ..devices import resolve_device as resolve
+
+    return resolve(name, action="export with --device cpu")
 
 
 def frozen_path(path: Path, device: torch.device) -> Path:

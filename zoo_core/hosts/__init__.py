@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
+from ..chunking import DEFAULT_OVERLAP
 from ..errors import ZooError
 from .spectral import FramingContract, SpectralHost
 
@@ -39,6 +40,8 @@ class ArtifactModel(nn.Module):
         self.sample_rate = contract.sample_rate
         self.hop_length = contract.hop_length
         self.default_segment = int(metadata.get("chunked", {}).get("segment") or contract.training_segment())
+        # the model's default overlap fraction (its registry entry's), so that --segment cuts as with -m MODEL
+        self.default_overlap = float((metadata.get("entry") or {}).get("overlap", DEFAULT_OVERLAP))
         # what names the output folder (`zoo_core.separate.model_folder`): <model>_<variant> of the weights
         weights = metadata.get("weights") or {}
         self.weights_info = {"model": metadata["model"], "variant": weights.get("variant")} if weights else None
@@ -71,27 +74,28 @@ class OnDevice(nn.Module):
 
 
 def open_artifact(path: str | Path, device: str = "cpu") -> ArtifactModel:
-    """The exported file at ``path`` as a model for `zoo_core.separate`, after the loaders' safety checks."""
+    """The exported file at ``path`` as a model for `zoo_core.separate`, after the loaders' safety checks.
+    ``device="auto"`` is where the file runs: the CPU for ONNX, the device an AOTInductor package was compiled
+    (or a TorchScript file frozen) for, else CUDA when present."""
+    from ..devices import AUTO, parse_device, resolve_device
     from ..export.inspect import artifact_format, load_aoti, load_onnx, load_torchscript
 
     path = Path(path)
-    try:
-        target = torch.device(device)
-    except RuntimeError:
-        raise ZooError(f"unknown device {device!r}; use cpu or cuda") from None
+    requested = parse_device(device)
     fmt = artifact_format(path)
-    if fmt == "onnx" and target.type != "cpu":
+    if fmt == "onnx" and requested not in (AUTO, "cpu"):
         raise ZooError(f"{path}: ONNX files run on the CPU here; use a TorchScript file for --device {device}")
-    if target.type == "cuda" and not torch.cuda.is_available():
-        raise ZooError("CUDA not available: this torch build or machine has no CUDA device; use --device cpu")
+    explicit = None if requested == AUTO else resolve_device(requested)  # a missing GPU before loading anything
     if fmt == "torchscript":
-        module, metadata = load_torchscript(path, device)
+        target = explicit or resolve_device(AUTO)
+        module, metadata = load_torchscript(path, str(target))
         contract = FramingContract.from_metadata(metadata, str(path))
         placed = torch.device(metadata.get("frozen_for") or target)
         separator: nn.Module = OnDevice(module, placed, len(contract.model_stems))
     elif fmt == "aoti":
         core, metadata = load_aoti(path)
         compiled_for = str(metadata.get("device") or "cpu")  # packages before the device entry were for the CPU
+        target = explicit or resolve_device(compiled_for)
         if torch.device(compiled_for).type != target.type:
             raise ZooError(f"{path} is compiled for {compiled_for}; separate with --device {compiled_for}, or export "
                            f"it again with zoo export --format aoti --device {target.type}")

@@ -9,13 +9,13 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from ..devices import parse_device
 from ..errors import ConfigError, ZooError
 from ..files import write_text_atomically
 
 OPTIMIZERS = ("adam", "rmsprop")
 LOSSES = ("spec-mse", "wave-l1")
 PRECISIONS = ("fp32", "bf16", "fp16")
-DEVICES = ("auto", "cpu", "cuda")
 CONFIG_FILE = "config.json"
 
 # what may change when a run is resumed: schedule, optimiser step size, hardware; never the model or the data
@@ -67,11 +67,11 @@ class TrainConfig:
             (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}"),
             (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
-            (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
         )
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        parse_device(self.device)  # auto, cpu, cuda or cuda:N
 
     @property
     def checkpoint_interval(self) -> int:

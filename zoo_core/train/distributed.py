@@ -19,7 +19,6 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -39,11 +38,10 @@ class Context:
 
 
 def choose_device(requested: str, local_rank: int) -> torch.device:
-    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available")
-    return torch.device("cuda", local_rank % torch.cuda.device_count())
+    """``--device`` as every command reads it (`zoo_core.devices`); auto and cuda give each rank its own GPU."""
+    from ..devices import resolve_device
+
+    return resolve_device(requested, local_rank)
 
 
 def setup(requested_device: str, backend: Optional[str] = None, timeout: Optional[datetime.timedelta] = None) -> Context:

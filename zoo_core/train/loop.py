@@ -94,10 +94,14 @@ def make_optimizer(config: TrainConfig, model: SeparationModel) -> torch.optim.O
 
 
 def autocast_for(config: TrainConfig, device: torch.device):
+    """Mixed precision as `zoo separate --precision` offers it: bf16 on CUDA and on the CPU, fp16 on CUDA only
+    (CPUs have no fast float16 convolutions, and float16 needs the gradient scaler GPUs use)."""
     if config.precision == "fp32":
         return contextlib.nullcontext()
+    if device.type == "cpu" and config.precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     if device.type != "cuda":
-        raise ConfigError(f"--precision {config.precision} needs a CUDA device; use fp32 on CPU")
+        raise ConfigError(f"--precision {config.precision} needs a CUDA device; use fp32 or bf16 on the CPU")
     return torch.autocast("cuda", dtype=torch.bfloat16 if config.precision == "bf16" else torch.float16)
 
 
