@@ -90,7 +90,7 @@ def test_auto_and_cuda_pick_a_gpu_that_exists(monkeypatch):
 
 
 @pytest.mark.skipif(torch.cuda.device_count() > 3, reason="cuda:3 exists on this machine")
-@pytest.mark.parametrize("command", ["separate", "eval", "stream", "export", "train"])
+@pytest.mark.parametrize("command", ["separate", "eval", "stream", "export", "train", "serve"])
 def test_every_command_refuses_a_gpu_that_is_not_there_in_one_line(command, zoo, song, clip_path, tmp_path):
     arguments = {
         "separate": ["separate", song, "-o", tmp_path / "out"],
@@ -98,13 +98,14 @@ def test_every_command_refuses_a_gpu_that_is_not_there_in_one_line(command, zoo,
         "stream": ["stream"],
         "export": ["export", "tdc-17", "-o", tmp_path / "out" / "x.ts.pt"],
         "train": ["train", "tdc-17", "--musdb", tmp_path, "-o", tmp_path / "out"],
+        "serve": ["serve", "--port", "0", "--work-dir", tmp_path / "out"],
     }[command]
     message = _one_error_line(zoo(*arguments, "--device", "cuda:3"))
     assert "CUDA not available" in message or "this machine has" in message, message
     assert _audio_files(tmp_path / "out") == [] and not (tmp_path / "out" / "x.ts.pt").exists()
 
 
-@pytest.mark.parametrize("command", ["separate", "eval", "stream", "export", "train", "demo"])
+@pytest.mark.parametrize("command", ["separate", "eval", "stream", "export", "train", "demo", "serve"])
 def test_device_defaults_to_auto_everywhere(command):
     text = CliRunner().invoke(main, [command, "--help"]).output
     entry = text[text.index("--device"):].split("\n  -")[0]  # the option's help, up to the next option

@@ -11,6 +11,7 @@ import click
 
 from ..errors import ZooError
 from . import warn
+from .options import device_option
 
 
 @click.command("serve", short_help="Serve a local web page for separating songs.")
@@ -25,7 +26,7 @@ from . import warn
               help="Largest upload accepted, in megabytes.")
 @click.option("--keep-hours", type=click.FloatRange(min=0), default=24, show_default=True,
               help="A finished job's stems are deleted this long after it finished (the page's Remove deletes at once).")
-@click.option("--device", default="cpu", show_default=True, help="Device to separate on (cpu, cuda, cuda:1, ...).")
+@device_option()
 def serve_command(host: str, port: int, allow_remote: bool, work_dir: Optional[Path], max_upload_mb: float,
                   keep_hours: float, device: str) -> None:
     """Serve a web page for separating songs without a terminal: drop files, pick a model from the zoo's table
@@ -42,7 +43,10 @@ def serve_command(host: str, port: int, allow_remote: bool, work_dir: Optional[P
         import uvicorn
     except ImportError:
         raise ZooError(EXTRA_HINT) from None
+    from ..devices import resolve_device
+
     warning = check_bind(host, allow_remote)
+    device = str(resolve_device(device))  # before listening: a missing GPU is one line, not a page that fails
     from ..serve.app import LOOPBACK_HOSTS, create_app
     from ..serve.table import model_table
     from ..serve.workdir import WorkFolder
