@@ -45,6 +45,7 @@ class ModelEntry:
     stems: tuple[str, ...] = ("vocals",)  # what the network estimates, in its output order
     parameters: Optional[int] = None  # as recorded in the catalogue; tests check it against the built model
     paper_sdr: Optional[float] = None
+    paper_sdr_set: str = "MUSDB18 test"  # the test set paper_sdr was measured on
     paper: str = ""
     notes: str = ""
     overlap: float = DEFAULT_OVERLAP  # zoo separate's default overlap for this model (e.g. its reference's)
