@@ -77,9 +77,10 @@ def export_command(
     The file is written only after its output was checked against the eager model. Segment and overlap are
     the defaults a host uses for long inputs, in the same units as `zoo separate` (seconds, a fraction).
     """
+    from ..export.support import check_supported
     from ..export.torchscript import resolve_device
     from ..files import check_writable
-    from ..registry import create_model
+    from ..registry import get_entry
     from ..separate import SeparationOptions
 
     if fmt == "aoti" and freeze:
@@ -96,10 +97,7 @@ def export_command(
     resolve_device(device)  # before loading weights: an unusable device is the cheaper error
     path = output_path(output, model, fmt)
     check_writable(path)
-    if fmt == "aoti":
-        from ..export.aoti import check_exportable
-
-        check_exportable(create_model(model))  # refuse what torch.export cannot do before loading or compiling
+    check_supported(get_entry(model), fmt)  # what the model's architecture or block declares it cannot do
     if fmt == "onnx":
         from ..export.onnx import check_onnx_available
 

@@ -28,6 +28,7 @@ from ..model import SeparationModel
 from ..registry import ModelEntry
 from ..files import atomic_path
 from .metadata import METADATA_FILE, build_metadata, chunk_geometry, core_contract
+from .support import check_supported
 from .torchscript import Check, ExportResult, exact_float32, refuse_if_any_failed, relative_error, resolve_device
 
 
@@ -43,8 +44,9 @@ class SpectrogramCore(nn.Module):
 
 
 def optimized_core(model: SeparationModel, device: torch.device) -> SpectrogramCore:
-    """What a package compiles: the core of `zoo_core.inference.optimize` applied to ``model`` on ``device``."""
-    return SpectrogramCore(optimize(copy.deepcopy(model).to(device))).eval()
+    """What a package compiles: the core of `zoo_core.inference.optimize` applied to ``model`` on ``device``,
+    portable (an architecture's own rewrite may call kernels that torch.export cannot trace, e.g. NNPACK's)."""
+    return SpectrogramCore(optimize(copy.deepcopy(model).to(device), portable=True)).eval()
 
 
 def mixture_image(model: SeparationModel, frames: int, batch: int, generator: torch.Generator) -> Tensor:
@@ -78,18 +80,6 @@ def default_check_frames(model: SeparationModel) -> list[int]:
     return [factor, 3 * factor, model.settings.frames]
 
 
-def check_exportable(model: SeparationModel) -> None:
-    """Refuse, before any slow work, a model whose core ``torch.export`` cannot keep dynamic in frames."""
-    if any(isinstance(m, nn.RNNBase) for m in model.unet.modules()):
-        name = getattr(model, "entry_name", "this model")
-        raise ZooError(
-            f"{name} cannot be exported with --format aoti: torch.export specialises the sequence length of "
-            "its GRU layers, so the number of frames cannot stay dynamic; export it as TorchScript (the "
-            "default format) instead",
-            exit_code=1,
-        )
-
-
 def _export_program(core: SpectrogramCore, example: Tensor, time_factor: int, name: str):
     batch = torch.export.Dim("batch", min=1, max=4096)
     blocks = torch.export.Dim("frame_blocks", min=1, max=1 << 20)
@@ -113,7 +103,7 @@ def export_aoti(
 ) -> ExportResult:
     """Export, compile and package the optimised core of ``model`` for ``device`` (``cpu`` or ``cuda``); refuse
     to write when it disagrees with the unmodified eager core on CPU."""
-    check_exportable(model)
+    check_supported(entry, "aoti")
     target = resolve_device(device)
     segment, overlap = chunk_geometry(model, segment, overlap)
     model = copy.deepcopy(model).cpu().eval()

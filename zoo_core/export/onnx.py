@@ -37,6 +37,7 @@ from ..registry import ModelEntry
 from .aoti import SpectrogramCore, default_check_frames, host_settings, mixture_image
 from .metadata import METADATA_FILE, build_metadata, chunk_geometry, core_contract
 from .onnx_runtime import INSTALL_HINT, OnnxCore, open_session
+from .support import check_supported
 from .torchscript import Check, ExportResult, refuse_if_any_failed, relative_error
 
 OPSET = 17  # the first opset with STFT/DFT and LayerNormalization; ONNX Runtime 1.14 and newer run it
@@ -138,6 +139,7 @@ def export_onnx(
     check_frames: Optional[Sequence[int]] = None,
 ) -> ExportResult:
     """Export the core of ``model`` to ``path``; refuse to write when ONNX Runtime disagrees with eager."""
+    check_supported(entry, "onnx")
     check_onnx_available()
     segment, overlap = chunk_geometry(model, segment, overlap)
     model = copy.deepcopy(model).cpu().eval()

@@ -24,6 +24,7 @@ from .artifact import SeparatorArtifact
 from ..files import atomic_path
 from .deprecation import torchscript_deprecation_silenced
 from .metadata import METADATA_FILE, build_metadata, chunk_geometry
+from .support import check_supported
 
 TOLERANCE = 1e-5  # relative to the largest eager output value
 EXPORTED_METHODS = ("separate_chunked", "sample_rate", "audio_channels", "stems", "default_segment", "default_overlap")
@@ -137,6 +138,7 @@ def export_torchscript(
 
     Refuses to write (ZooError) when the scripted module disagrees with eager beyond `TOLERANCE`.
     """
+    check_supported(entry, "torchscript")
     target = resolve_device(device)
     segment, overlap = chunk_geometry(model, segment, overlap)
     if freeze:
