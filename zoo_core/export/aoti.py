@@ -29,7 +29,7 @@ from ..registry import ModelEntry
 from ..files import atomic_path
 from .metadata import METADATA_FILE, build_metadata, chunk_geometry, core_contract
 from .support import check_supported
-from .torchscript import Check, ExportResult, exact_float32, refuse_if_any_failed, relative_error, resolve_device
+from .torchscript import ExactReference, ExportResult, check_output, exact_float32, refuse_if_any_failed, resolve_device
 
 
 class SpectrogramCore(nn.Module):
@@ -108,6 +108,7 @@ def export_aoti(
     segment, overlap = chunk_geometry(model, segment, overlap)
     model = copy.deepcopy(model).cpu().eval()
     reference = SpectrogramCore(model).eval()
+    exact = ExactReference(reference)
     core = optimized_core(model, target)
     generator = torch.Generator().manual_seed(0)
     frames = list(check_frames or default_check_frames(model))
@@ -135,7 +136,7 @@ def export_aoti(
             for index, count in enumerate(frames):
                 batch = 2 if index == 1 else 1
                 image = mixture_image(model, count, batch, generator)
-                error = relative_error(compiled(image.to(target)), reference(image))
-                checks.append(Check(f"core, {batch}x{channels}x{bins}x{count} on {target.type}", error))
+                checks.append(check_output(f"core, {batch}x{channels}x{bins}x{count} on {target.type}",
+                                           compiled(image.to(target)), reference(image), lambda: exact(image)))
         refuse_if_any_failed(checks, path, "compiled")
     return ExportResult(path, metadata, checks)
