@@ -13,6 +13,7 @@ from rich.table import Table
 
 from .. import describe
 from ..registry import get_catalogue, get_entry, list_models
+from ..registry.schema import DEFAULT_SDR_SET
 from . import warn
 
 
@@ -72,7 +73,7 @@ def _sdr_legend(rows: list[dict]) -> str:
             sets.setdefault(row["paper_sdr_set"], []).append(row["name"])
     if not sets:
         return ""
-    common, *others = sorted(sets, key=lambda name: -len(sets[name]))
+    common, *others = sorted(sets, key=lambda name: (-len(sets[name]), name != DEFAULT_SDR_SET))
     exceptions = "; ".join(f"{', '.join(sets[name])}: {name}" for name in others)
     return f"SDR: vocals, dB, on {common}" + (f" ({exceptions})" if exceptions else "")
 
