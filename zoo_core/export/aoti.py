@@ -50,9 +50,12 @@ def optimized_core(model: SeparationModel, device: torch.device) -> SpectrogramC
 
 
 def mixture_image(model: SeparationModel, frames: int, batch: int, generator: torch.Generator) -> Tensor:
-    """The image the core sees for a noise mixture: realistic value ranges for the checks."""
+    """The image the core sees for a noise mixture (realistic value ranges for the checks), laid out as the hosts
+    pass it: contiguous. torch.export keeps the example's strides, and a compiled package reads any input with
+    them: a magnitude image straight from `SeparationModel.to_image` is frames-major, and a package traced on it
+    returned garbage for the hosts' contiguous images (tfc-tdf-small-mag)."""
     mixture = 0.1 * torch.randn(batch, 2, model.settings.samples(frames), generator=generator)
-    return model.to_image(mixture)
+    return model.to_image(mixture).contiguous()
 
 
 def host_settings(metadata: dict) -> dict[str, str]:
