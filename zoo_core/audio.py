@@ -272,10 +272,8 @@ class AtomicWriter:
         os.replace(self.temporary, self.path)
 
     def discard(self) -> None:
-        try:
-            self._file.close()
-        finally:
-            self.temporary.unlink(missing_ok=True)
+        self._file.close()
+        self.temporary.unlink(missing_ok=True)
 
     def __enter__(self) -> "AtomicWriter":
         return self
