@@ -78,12 +78,10 @@ def run_guarded(call):
 @click.group(name="zoo", cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="svs-zoo", prog_name="zoo")
 def main() -> None:
-    """svs-zoo: a plugin-style zoo of music source separation models.
+    """svs-zoo: a plugin-style zoo of music source separation models: the U-Nets of Choi et al. (ISMIR 2020) with
+    the authors' weights, TFC-TDF-UNet v3 (the MDX23C models), any a plugin adds; TorchScript, AOTInductor, ONNX.
 
-    The U-Nets of Choi et al. (ISMIR 2020) with the authors' weights, TFC-TDF-UNet v3 (the MDX23C models:
-    vocals/instrumental and four stems), and any model a plugin adds. List the models, pull their weights,
-    separate files or live audio, evaluate on MUSDB18, train, and export to TorchScript, AOTInductor or ONNX
-    (with a C++ host).
+    List the models, pull their weights, separate and evaluate songs, export for C++ deployment, train.
     """
     from ..allocator import tune_allocator
 
