@@ -28,7 +28,8 @@ AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS + PYAV_EXTENSIONS
 MUSDB_STEMS = ("mixture", "drums", "bass", "other", "vocals")
 OUTPUT_FORMATS = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}
 OUTPUT_BITS = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
-MP3_BITRATE = 320_000  # bits per second, constant: what demucs writes by default (LAME's best)
+MP3_BITRATE = 320_000  # bits per second, constant: what demucs writes by default (LAME's best; below 32 kHz the
+# MPEG-2 rates allow 160 kbps at most, which LAME then writes)
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)  # what the MPEG audio standards allow
 BLOCK_FRAMES = 1 << 16  # about 1.5 s at 44.1 kHz: large enough to amortise overhead, small enough to stream
 

@@ -71,7 +71,7 @@ def parse_stems(value: Optional[str]) -> Optional[list[str]]:
               help="Write only these stems (e.g. vocals, vocals,drums, or accompaniment: mixture - vocals, for any "
                    "model with vocals) [default: every stem of the model, and accompaniment for a vocal model].")
 @click.option("--format", "audio_format", type=click.Choice(["wav", "flac", "mp3"]), default="wav", show_default=True,
-              help="Container of the outputs; mp3 is encoded by LAME at 320 kbps (constant bitrate).")
+              help="Container of the outputs; mp3 is encoded by LAME at 320 kbps, constant (160 below 32 kHz).")
 @click.option("--bits", type=click.Choice(["16", "24", "float"]), default=None,
               help="Sample format of wav and flac [default: float for wav, 24 for flac].")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs, and redo inputs the manifest records as done.")
