@@ -20,9 +20,9 @@ from . import warn
 class Output:
     """Where `zoo list` and `zoo info` print, so that no name or number is ever cut.
 
-    On a terminal, its width; a table that needs more is printed as wide as it needs (the terminal wraps the
-    lines) and text wraps at word boundaries. Piped, ``$COLUMNS`` (80 when unset) only chooses which columns
-    `zoo list` shows: every line is printed whole, tables at their full width.
+    On a terminal, its width: text wraps at word boundaries, and a table that needs more is printed at its full
+    width (the terminal wraps the lines; rich would shorten cells with "…"). Piped, ``$COLUMNS`` (80 when
+    unset) only chooses which columns `zoo list` shows: every line is printed whole, tables at full width.
     """
 
     def __init__(self) -> None:
@@ -34,8 +34,7 @@ class Output:
         self.console.print(text, markup=False, highlight=False)
 
     def table(self, table: Table) -> None:
-        needed = Console(width=1 << 16).measure(table)
-        width = max(self.width, needed.minimum if self.terminal else needed.maximum)
+        width = max(self.width, Console(width=1 << 16).measure(table).maximum)
         Console(width=width, soft_wrap=False, force_terminal=self.terminal or None).print(table)
 
 
