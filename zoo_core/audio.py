@@ -3,9 +3,9 @@
 Everything streams so that an hour-long track never sits in memory: `open_audio` gives a reader whose
 `AudioReader.blocks` yields ``[frames, channels]`` float32 blocks (soundfile for WAV/FLAC/OGG/MP3, PyAV for
 MP4/M4A/AAC, where a MUSDB ``.stem.mp4`` holds the mixture in stream 0), `AtomicWriter` writes blocks (WAV and
-FLAC with soundfile, MP3 with PyAV's LAME encoder) under a temporary name and renames on success, and `StreamResampler` wraps soxr's streaming resampler. Every problem a
-user can fix (missing, empty, unreadable, truncated file, NaN samples, too many channels) is a one-line
-`ZooError` naming the file.
+FLAC with soundfile, MP3 with PyAV's LAME encoder) under a temporary name and renames on success, and
+`StreamResampler` wraps soxr's streaming resampler. Every problem a user can fix (missing, empty, unreadable,
+truncated file, NaN samples, too many channels) is a one-line `ZooError` naming the file.
 """
 
 from __future__ import annotations

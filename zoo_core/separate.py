@@ -8,9 +8,9 @@ shorter) and the model pads it internally. The engine is streaming: it holds abo
 so decoding, resampling, separation and writing run block by block and memory stays flat for any track length.
 
 Every stem the model estimates comes out (``model.stems``), plus ``accompaniment`` = mixture − vocals for a
-model with a vocals stem (`zoo_core.stems`; written by default for a model that estimates vocals alone). The engine needs of ``model`` only: calling it on
-``[batch, 2, samples]`` to get ``[batch, stems, 2, samples]``, and ``sample_rate``, ``hop_length``, ``stems``
-and ``training_segment()``.
+model with a vocals stem (`zoo_core.stems`; written by default for a model that estimates vocals alone). The
+engine needs of ``model`` only: calling it on ``[batch, 2, samples]`` to get ``[batch, stems, 2, samples]``,
+and ``sample_rate``, ``hop_length``, ``stems`` and ``training_segment()``.
 
 ``python -m zoo_core.separate`` is `zoo separate` (with ``--distributed`` under torchrun).
 

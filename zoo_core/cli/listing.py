@@ -154,9 +154,7 @@ def info_command(name: str, as_json: bool) -> None:
     if unet_levels:
         details = {key: value for key, value in details.items() if key not in _UNET_LEVEL_KEYS}
     generic_levels = details.pop("levels") if _is_table(details.get("levels")) else None
-    lines += [
-        f"  parameters       {arch['parameters']:,} trainable",
-    ]
+    lines.append(f"  parameters       {arch['parameters']:,} trainable")
     if details:
         lines.append("  network          " + ", ".join(f"{key} {_plain(value)}" for key, value in details.items()))
     lines += [
