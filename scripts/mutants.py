@@ -104,7 +104,7 @@ MUTANTS = [
            "self.weights[at : at + length] += weights", "self.weights[at : at + length] += 1.0",
            (OVERLAP_ADD,), "streaming engine normalises by the segment count, not the weights"),
     Mutant("stems-complement-sign", "zoo_core/separate.py",
-           "mixture - out[self.model_stems[0]]", "out[self.model_stems[0]] - mixture",
+           "mixture - out[\"vocals\"]", "out[\"vocals\"] - mixture",
            (COMPLEMENT,), "accompaniment = vocals - mixture"),
     Mutant("export-complement-sign", "zoo_core/export/artifact.py",
            "mixture.unsqueeze(1) - estimates", "estimates - mixture.unsqueeze(1)",

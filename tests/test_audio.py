@@ -192,7 +192,9 @@ def test_output_formats():
     with pytest.raises(ZooError, match="FLAC stores integer"):
         subtype_for("flac", "float")
     with pytest.raises(ZooError, match="unsupported output format"):
-        subtype_for("mp3", None)
+        subtype_for("ogg", None)
+    with pytest.raises(ZooError, match="--bits applies to wav and flac; mp3 is written at 320 kbps"):
+        subtype_for("mp3", "16")
 
 
 def test_stream_resampler_equals_one_shot_resampling():

@@ -18,7 +18,6 @@ from zoo_core.errors import ZooError
 from zoo_core.export.inspect import inspect_artifact, load_torchscript
 from zoo_core.export.torchscript import export_torchscript
 from zoo_core.separate import SeparationOptions
-from zoo_core.stems import has_complement, output_stems
 
 
 def small_lengths(model) -> list[int]:
@@ -37,25 +36,7 @@ def tdc17_artifact(tdc17_torchscript) -> Path:
     return tdc17_torchscript  # exported once per session with small_lengths(tdc-17), shared with other tests
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", zoo_core.list_models())
-def test_every_model_exports_and_matches_eager(name: str, tmp_path: Path):
-    model = zoo_core.create_model(name).eval()
-    path = tmp_path / f"{name}.ts.pt"
-    result = export_torchscript(model, zoo_core.get_entry(name), path, check_lengths=small_lengths(model))
-    assert len(result.checks) == 4 and all(check.passed for check in result.checks)
-    module, metadata = load_torchscript(path)
-    assert metadata["model"] == name and metadata["weights"] is None
-    assert metadata["sample_rate"] == module.sample_rate() == model.sample_rate
-    assert module.stems() == metadata["stems"] == output_stems(model.stems)
-    mixture = 0.1 * torch.randn(1, 2, 777)
-    with torch.no_grad():
-        stems = module(mixture)
-        estimates = model(mixture)
-    assert stems.shape == (1, len(module.stems()), 2, 777)
-    torch.testing.assert_close(stems[:, : len(model.stems)], estimates)
-    if has_complement(model.stems):
-        torch.testing.assert_close(stems.sum(1), mixture)  # accompaniment = mixture - vocals
+# Every registered model's export to every format, and a separation with each file: tests/test_every_model.py.
 
 
 def test_metadata_describes_weights_and_contract(tdc17_artifact: Path, tdc17):

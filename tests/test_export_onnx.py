@@ -65,22 +65,8 @@ def test_onnx_runtime_matches_the_eager_core_on_other_sizes(tdc17_onnx, tdc17_to
     assert all(check.passed for check in tdc17_onnx.checks) and len(tdc17_onnx.checks) == 3
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["tdf-17", "tfc-17", "tfc-tdf-small-mag", "tdc-rnn", "tfc-rnn"])
-def test_every_block_exports_and_separates_like_eager(name: str, clip_excerpt: Tensor, tmp_path: Path):
-    """One model per block family (tdc-17 is tested above with its weights), the magnitude framing and the
-    recurrent blocks (whose frame count stays dynamic here, unlike with torch.export), initialised parameters."""
-    torch.manual_seed(0)
-    model = zoo_core.create_model(name).eval()
-    result = export_onnx(model, zoo_core.get_entry(name), tmp_path / f"{name}.onnx")
-    assert len(result.checks) == 3 and all(check.passed for check in result.checks)
-    assert result.metadata["weights"] is None
-    hosted = open_artifact(result.path)
-    with torch.no_grad():
-        expected = model(clip_excerpt)
-        actual = hosted(clip_excerpt)
-    assert actual.shape == expected.shape == (1, 1, 2, clip_excerpt.shape[-1])
-    assert (actual - expected).abs().max().item() < 1e-4
+# Every registered model (every block family, the magnitude framing, the recurrent blocks with a dynamic frame
+# count) exported and separating with its file: tests/test_every_model.py.
 
 
 @pytest.mark.slow

@@ -261,3 +261,61 @@ def _plain_tfc_tdf_small_parameters() -> int:
     total += 6 * (c * c * 4 + c + 2 * c)  # three down- and three up-sampling layers (2x2) + BN
     total += c * 4 * 2 + 4  # final conv
     return total
+
+
+def test_info_shows_what_any_architecture_describes_and_export_refuses_what_it_declares(plugin_dir, tmp_path):
+    """A plugin architecture reports its own structure (`describe`: per-stage records, scalars) and declares a
+    format its networks cannot take (`unsupported`): `zoo info` shows the report whatever its keys, `zoo export`
+    refuses the declared format in one line before any work."""
+    install_fake_plugin(plugin_dir, "staged-plugin", "staged", "zoo_staged_plugin", """
+        from torch import nn
+        from zoo_core import Architecture, hookimpl
+
+        class Staged(nn.Module):
+            time_factor = 1
+
+            def __init__(self, ctx):
+                super().__init__()
+                self.stems = ctx.stems
+                self.conv = nn.Conv2d(ctx.in_channels, ctx.in_channels * ctx.stems, 1)
+
+            def forward(self, image):
+                batch, channels, bins, frames = image.shape
+                return self.conv(image).reshape(batch, self.stems, channels, bins, frames)
+
+        @hookimpl
+        def register_architectures(register):
+            register(Architecture("staged", lambda ctx: Staged(ctx), uses_blocks=False,
+                                  describe=lambda net: {"levels": [{"stage": "in", "width": 4}, {"stage": "out", "width": 8}],
+                                                        "subbands": 2},
+                                  unsupported={"onnx": "this skeleton needs an operator ONNX lacks"}))
+
+        @hookimpl
+        def register_models(register):
+            register({"name": "staged-1", "architecture": {"name": "staged"}, "description": "one 1x1 conv"})
+    """)
+    code, out, err = run_cli("info", "staged-1")
+    assert code == 0, err
+    lines = [line.rstrip() for line in out.splitlines()]  # a table pads its title to its width
+    assert "  network          time_factor 1, subbands 2" in lines
+    rows = [line.split() for line in lines[lines.index("levels") + 1:] if line.strip()][:3]
+    assert rows == [["stage", "width"], ["in", "4"], ["out", "8"]]
+    out_dir = tmp_path / "exports"
+    out_dir.mkdir()
+    code, _, err = run_cli("export", "staged-1", "--init", "--format", "onnx", "-o", str(out_dir / "s.onnx"))
+    assert code == 1
+    assert err.strip().splitlines() == [
+        "error: staged-1 cannot be exported with --format onnx: this skeleton needs an operator ONNX lacks"]
+    assert list(out_dir.iterdir()) == []
+
+
+def test_a_declared_refusal_must_name_an_export_format_and_say_why_in_one_line():
+    from zoo_core import Architecture, BlockType
+    from zoo_core.errors import ConfigError
+    from zoo_tdc import build_tdc
+
+    with pytest.raises(ConfigError, match="unsupported names 'tflite'; export formats are torchscript, aoti, onnx"):
+        BlockType(name="tdc-a", build=build_tdc, unsupported={"tflite": "no such format here"}).validate()
+    with pytest.raises(ConfigError, match=r"unsupported\['onnx'\] must be one line saying why"):
+        Architecture("net-b", build=lambda ctx: None, unsupported={"onnx": "two\nlines"}).validate()
+    BlockType(name="tdc-c", build=build_tdc, unsupported={"aoti": "a GRU's length is fixed"}).validate()

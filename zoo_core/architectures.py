@@ -68,6 +68,8 @@ class Architecture(Built):
                  place of `zoo_core.inference.optimize`'s generic rewrite (BatchNorm folding, channels-last);
                  with ``portable`` (exported files) only what runs on every device and host
     description: one line for ``zoo list`` / ``zoo info``
+    unsupported: export formats (``zoo export --format``) its networks cannot be written to, each with the
+                 reason in one line; `zoo export` refuses them with it (a test matrix checks every other one)
     """
 
     kind: ClassVar[str] = "architecture"
@@ -79,6 +81,7 @@ class Architecture(Built):
     initialise: Optional[Callable[[nn.Module], None]] = None
     optimize: Optional[Callable[[nn.Module, Any], nn.Module]] = None
     description: str = ""
+    unsupported: Mapping[str, str] = field(default_factory=dict)
     plugin: str = ""  # filled in by the plugin manager
 
     def create(self, ctx: NetworkContext, options: Mapping[str, Any]) -> nn.Module:

@@ -2,10 +2,10 @@
 
 Everything streams so that an hour-long track never sits in memory: `open_audio` gives a reader whose
 `AudioReader.blocks` yields ``[frames, channels]`` float32 blocks (soundfile for WAV/FLAC/OGG/MP3, PyAV for
-MP4/M4A/AAC, where a MUSDB ``.stem.mp4`` holds the mixture in stream 0), `AtomicWriter` writes blocks under a
-temporary name and renames on success, and `StreamResampler` wraps soxr's streaming resampler. Every problem a
-user can fix (missing, empty, unreadable, truncated file, NaN samples, too many channels) is a one-line
-`ZooError` naming the file.
+MP4/M4A/AAC, where a MUSDB ``.stem.mp4`` holds the mixture in stream 0), `AtomicWriter` writes blocks (WAV and
+FLAC with soundfile, MP3 with PyAV's LAME encoder) under a temporary name and renames on success, and
+`StreamResampler` wraps soxr's streaming resampler. Every problem a user can fix (missing, empty, unreadable,
+truncated file, NaN samples, too many channels) is a one-line `ZooError` naming the file.
 """
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ PYAV_EXTENSIONS = (".mp4", ".m4a", ".aac")
 AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS + PYAV_EXTENSIONS
 # the stream order of MUSDB18 .stem.mp4 files
 MUSDB_STEMS = ("mixture", "drums", "bass", "other", "vocals")
-OUTPUT_FORMATS = {"wav": "WAV", "flac": "FLAC"}
+OUTPUT_FORMATS = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}
 OUTPUT_BITS = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
+MP3_BITRATE = 320_000  # bits per second, constant: what demucs writes by default (LAME's best; below 32 kHz the
+# MPEG-2 rates allow 160 kbps at most, which LAME then writes)
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)  # what the MPEG audio standards allow
 BLOCK_FRAMES = 1 << 16  # about 1.5 s at 44.1 kHz: large enough to amortise overhead, small enough to stream
 
 # libsndfile repairs a WAV whose data chunk is longer than the file and logs "data : N (should be M)"; 0 and
@@ -221,9 +224,14 @@ def read_stems(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], int]:
 
 
 def subtype_for(format: str, bits: Optional[str]) -> str:
-    """soundfile subtype for ``--format``/``--bits``; None picks float for WAV and 24-bit for FLAC."""
+    """soundfile subtype for ``--format``/``--bits``; None picks float for WAV and 24-bit for FLAC. MP3 has no
+    bit depth: it is written at `MP3_BITRATE`."""
     if format not in OUTPUT_FORMATS:
         raise ZooError(f"unsupported output format {format!r} (choose {', '.join(OUTPUT_FORMATS)})")
+    if format == "mp3":
+        if bits is not None:
+            raise ZooError(f"--bits applies to wav and flac; mp3 is written at {MP3_BITRATE // 1000} kbps")
+        return "MP3"
     bits = bits or ("float" if format == "wav" else "24")
     if bits not in OUTPUT_BITS:
         raise ZooError(f"unsupported bit depth {bits!r} (choose {', '.join(OUTPUT_BITS)})")
@@ -250,9 +258,13 @@ class AtomicWriter:
         self.integer = subtype.startswith("PCM")
         self.clipped = 0
         try:
-            self._file = soundfile.SoundFile(
-                self.temporary, "w", samplerate=sample_rate, channels=channels, format=OUTPUT_FORMATS[format], subtype=subtype
-            )
+            if format == "mp3":
+                self._file = _Mp3File(self.temporary, sample_rate, channels)
+            else:
+                self._file = soundfile.SoundFile(
+                    self.temporary, "w", samplerate=sample_rate, channels=channels, format=OUTPUT_FORMATS[format],
+                    subtype=subtype,
+                )
         except BaseException:
             self.temporary.unlink(missing_ok=True)
             remove_empty_folders(self.made)
@@ -278,6 +290,50 @@ class AtomicWriter:
     def __exit__(self, kind, value, traceback) -> None:
         if kind is not None:
             self.discard()
+
+
+class _Mp3File:
+    """An MP3 file written with PyAV's LAME encoder (libmp3lame), constant `MP3_BITRATE`; LAME's header records
+    its encoder delay and padding, so decoders give back exactly the samples written. The same ``write`` /
+    ``close`` as a soundfile."""
+
+    def __init__(self, path: Path, sample_rate: int, channels: int):
+        import av
+
+        if sample_rate not in MP3_RATES:
+            raise ZooError(f"mp3 cannot store {sample_rate} Hz (MPEG audio allows {', '.join(map(str, MP3_RATES))}); "
+                           "use --format wav or flac")
+        if channels not in (1, 2):
+            raise ZooError(f"mp3 stores mono or stereo, not {channels} channels; use --format wav or flac")
+        self.layout = "mono" if channels == 1 else "stereo"
+        self.sample_rate = sample_rate
+        self._container = av.open(str(path), "w", format="mp3")  # whatever the file's name ends with
+        try:
+            self._stream = self._container.add_stream("libmp3lame", rate=sample_rate, layout=self.layout)
+            self._stream.bit_rate = MP3_BITRATE
+        except BaseException:
+            self._container.close()
+            raise
+
+    def write(self, block: np.ndarray) -> None:
+        import av
+
+        if not block.shape[0]:
+            return
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block.T, np.float32), format="fltp", layout=self.layout)
+        frame.sample_rate = self.sample_rate
+        for packet in self._stream.encode(frame):  # PyAV cuts frames to the encoder's 1152 samples
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        if self._container is None:
+            return
+        try:
+            for packet in self._stream.encode(None):  # flush the encoder
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+            self._container = None
 
 
 def write_audio(

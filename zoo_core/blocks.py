@@ -7,7 +7,7 @@ it asks the block type's builder for a module, passing a `BlockContext`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping
 
 from torch import nn
@@ -50,6 +50,8 @@ class BlockType(Built):
                  never down-sampled, as the paper's TDC/TDF U-Nets) or ``"time-frequency"`` (strided 2-D
                  convolutions)
     description: one line for ``zoo list``/``zoo info``
+    unsupported: export formats (``zoo export --format``) that networks with this block cannot be written to,
+                 each with the reason in one line; `zoo export` refuses them with it
     """
 
     kind: ClassVar[str] = "block"
@@ -57,6 +59,7 @@ class BlockType(Built):
     build: Builder
     sampling: str = "time-frequency"
     description: str = ""
+    unsupported: Mapping[str, str] = field(default_factory=dict)
     plugin: str = ""  # filled in by the plugin manager
 
     def validate(self) -> None:

@@ -37,19 +37,20 @@ def summary(entry: ModelEntry, catalogue: Optional[Catalogue] = None, model: Opt
         "variants": list(entry.variants),
         "default_variant": entry.default_variant,
         "paper_sdr": entry.paper_sdr,
+        "paper_sdr_set": entry.paper_sdr_set if entry.paper_sdr is not None else None,
         "plugin": block.plugin if block is not None else architecture.plugin,
         "architecture_plugin": architecture.plugin,
         "source": entry.source,
     }
 
 
-def architecture(entry: ModelEntry, catalogue: Optional[Catalogue] = None) -> dict:
+def architecture(entry: ModelEntry, catalogue: Optional[Catalogue] = None, model: Optional[nn.Module] = None) -> dict:
     """The resolved network: what it sees, its options, and what its architecture reports about its parts."""
     cat = catalogue or get_catalogue()
     arch = architecture_for(entry, cat)
     block = block_for(entry, cat)
     stft = entry.stft_for(entry.variant())
-    model = create_model(entry, catalogue=cat)
+    model = model if model is not None else create_model(entry, catalogue=cat)
     details = arch.describe(model.unet) if arch.describe is not None else {}
     return {
         "name": arch.name,

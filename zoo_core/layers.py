@@ -265,4 +265,7 @@ def recurrent_block_type(name: str, time_distributed: bool, description: str):
     from .blocks import BlockType
 
     builder = functools.partial(build_recurrent_block, time_distributed=time_distributed)
-    return BlockType(name, builder, sampling="time-frequency", description=description)
+    return BlockType(name, builder, sampling="time-frequency", description=description, unsupported={
+        "aoti": "torch.export specialises the sequence length of its GRU layers, so the number of frames cannot "
+                "stay dynamic; export it as TorchScript (the default format) instead",
+    })

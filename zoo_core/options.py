@@ -3,7 +3,8 @@
 A builder's keyword arguments and their defaults are the one place its options are written: `keyword_defaults`
 reads them (for ``zoo info`` and the docs), `bind_options` checks a registry entry's values against them
 (unknown names with a suggestion, wrong types) before anything is built. `Built` is what `BlockType` and
-`Architecture` share: a checked name, a builder, its defaults and a checked build.
+`Architecture` share: a checked name, a builder, its defaults and a checked build, and the export formats it
+declares it cannot be written to (``unsupported``: format -> the reason, one line).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import nn
 from .errors import ConfigError
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+EXPORT_FORMATS = ("torchscript", "aoti", "onnx")  # what `zoo export --format` writes
 
 
 class Built:
@@ -39,6 +41,13 @@ class Built:
             raise ConfigError(f"invalid {self.kind} name {self.name!r}: use lower-case letters, digits, '-', '_', '.'")
         if not callable(self.build):
             raise ConfigError(f"{self.kind} {self.name!r}: build must be callable, got {type(self.build).__name__}")
+        unsupported = getattr(self, "unsupported", {})
+        for fmt, reason in dict(unsupported).items():
+            if fmt not in EXPORT_FORMATS:
+                raise ConfigError(f"{self.kind} {self.name!r}: unsupported names {fmt!r}; export formats are "
+                                  f"{', '.join(EXPORT_FORMATS)}")
+            if not isinstance(reason, str) or not reason.strip() or "\n" in reason:
+                raise ConfigError(f"{self.kind} {self.name!r}: unsupported[{fmt!r}] must be one line saying why")
 
     def build_checked(self, context: Any, given: Mapping[str, Any]) -> nn.Module:
         """Build with ``given`` options over the defaults; check that the builder kept the interface."""

@@ -8,9 +8,9 @@ shorter) and the model pads it internally. The engine is streaming: it holds abo
 so decoding, resampling, separation and writing run block by block and memory stays flat for any track length.
 
 Every stem the model estimates comes out (``model.stems``), plus ``accompaniment`` = mixture − vocals for a
-model that estimates vocals alone (`zoo_core.stems`). The engine needs of ``model`` only: calling it on
-``[batch, 2, samples]`` to get ``[batch, stems, 2, samples]``, and ``sample_rate``, ``hop_length``, ``stems``
-and ``training_segment()``.
+model with a vocals stem (`zoo_core.stems`; written by default for a model that estimates vocals alone). The
+engine needs of ``model`` only: calling it on ``[batch, 2, samples]`` to get ``[batch, stems, 2, samples]``,
+and ``sample_rate``, ``hop_length``, ``stems`` and ``training_segment()``.
 
 ``python -m zoo_core.separate`` is `zoo separate` (with ``--distributed`` under torchrun).
 
@@ -34,7 +34,7 @@ from torch import Tensor
 from .audio import AtomicWriter, StreamResampler, check_input_path, open_audio, subtype_for, track_name
 from .chunking import DEFAULT_OVERLAP, overlap_weights, segment_starts
 from .errors import ZooError
-from .stems import has_complement, output_stems
+from .stems import ACCOMPANIMENT, available_stems, can_complement, output_stems
 
 DEFAULT_MODEL = "tdc-17"  # the one model whose paper weights are reachable offline (ZOO_WEIGHTS_MIRROR)
 DEFAULT_BATCH_SIZE = 1  # on CPU a batch of one is fastest and smallest; raise it on a GPU
@@ -169,7 +169,7 @@ def separate_blocks(
     progress: Optional[Progress] = None,
 ) -> Iterator[Blocks]:
     """Mixture ``[frames, channels]`` float32 blocks → ``{stem: block}`` at the same rate and channel count, with
-    exactly as many frames in total, for every stem of `output_stems`. Mono is separated as duplicated stereo and
+    exactly as many frames in total, for every stem of `available_stems`. Mono is separated as duplicated stereo and
     the estimates averaged back; other rates are resampled to the model's rate and back (soxr, streaming)."""
     options.validate()
     if options.method == "authors":
@@ -210,7 +210,7 @@ class BlockSeparator:
         if options.method != "overlap-add":
             raise ZooError(f"method {options.method!r} needs the whole track; block-wise separation is overlap-add")
         self.channels = channels
-        self.stems = output_stems(model.stems)
+        self.stems = available_stems(model.stems)
         self.engine = OverlapAdd(model, *options.geometry(model), batch_size=options.batch_size)
         self.to_model = StreamResampler(sample_rate, model.sample_rate, 2)
         self.from_model = StreamResampler(model.sample_rate, sample_rate, 2 * len(model.stems))
@@ -253,7 +253,7 @@ class _Pairing:
 
     def __init__(self, model_stems: list[str], channels: int):
         self.model_stems = list(model_stems)
-        self.complement = has_complement(model_stems)
+        self.complement = can_complement(model_stems)
         self.channels = channels
         self.mixture: deque[np.ndarray] = deque()
         self.waiting = 0  # mixture frames not yet paired
@@ -273,7 +273,7 @@ class _Pairing:
             out[stem] = np.ascontiguousarray(stereo.mean(axis=1, keepdims=True) if self.channels == 1 else stereo, np.float32)
         if self.complement:
             mixture = self._take(interleaved.shape[0])
-            out[output_stems(self.model_stems)[-1]] = mixture - out[self.model_stems[0]]
+            out[ACCOMPANIMENT] = mixture - out["vocals"]
         else:
             self._take(interleaved.shape[0])
         yield out
@@ -417,10 +417,12 @@ def model_label(model) -> str:
 
 
 def choose_stems(model, stems: Optional[Sequence[str]]) -> list[str]:
-    """The stems to write: all of them, or those named (in the model's order); unknown names are an error."""
-    available = output_stems(model.stems)
+    """The stems to write: the default ones (`output_stems`), or those named, in the model's order, of every
+    stem it can give (`available_stems`: also the accompaniment of a multi-stem model); unknown names are an
+    error."""
+    available = available_stems(model.stems)
     if not stems:
-        return available
+        return output_stems(model.stems)
     unknown = [stem for stem in stems if stem not in available]
     if unknown:
         raise ZooError(f"no stem {unknown[0]!r} in this model (it gives {', '.join(available)})")

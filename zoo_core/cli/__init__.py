@@ -79,7 +79,8 @@ def run_guarded(call):
 @click.group(name="zoo", cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="svs-zoo", prog_name="zoo")
 def main() -> None:
-    """svs-zoo: U-Net singing-voice separation models (Choi et al., ISMIR 2020).
+    """svs-zoo: a plugin-style zoo of music source separation models: the U-Nets of Choi et al. (ISMIR 2020) with
+    the authors' weights, TFC-TDF-UNet v3 (the MDX23C models), any a plugin adds; TorchScript, AOTInductor, ONNX.
 
     List the models, pull their weights, separate and evaluate songs (also in a web page: zoo serve), export
     for C++ deployment, train.

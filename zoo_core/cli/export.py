@@ -99,9 +99,10 @@ def export_command(
     the defaults a host uses for long inputs, in the same units as `zoo separate` (seconds, a fraction).
     """
     from ..devices import AUTO, parse_device
+    from ..export.support import check_supported
     from ..export.torchscript import resolve_device
     from ..files import check_writable
-    from ..registry import create_model
+    from ..registry import get_entry
     from ..separate import SeparationOptions
     from ..threads import apply_threads, resolve_threads
 
@@ -120,10 +121,7 @@ def export_command(
     options.validate()
     device = "cpu" if fmt == "onnx" else str(resolve_device(device))  # before the weights: the cheaper error
     check_writable(path)
-    if fmt == "aoti":
-        from ..export.aoti import check_exportable
-
-        check_exportable(create_model(model))  # refuse what torch.export cannot do before loading or compiling
+    check_supported(get_entry(model), fmt)  # what the model's architecture or block declares it cannot do
     if fmt == "onnx":
         from ..export.onnx import check_onnx_available
 

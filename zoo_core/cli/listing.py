@@ -13,12 +13,36 @@ from rich.table import Table
 
 from .. import describe
 from ..registry import get_catalogue, get_entry, list_models
+from ..registry.schema import DEFAULT_SDR_SET
 from . import warn
 
 
-def console() -> Console:
-    """The terminal's width, or $COLUMNS (80 when unset) when piped: tables fit a standard terminal."""
-    return Console(width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 80)), soft_wrap=False)
+class Output:
+    """Where `zoo list` and `zoo info` print, so that no name or number is ever cut.
+
+    On a terminal, its width: text wraps at word boundaries, and a table that needs more is printed at its full
+    width (the terminal wraps the lines; rich would shorten cells with "…"). Piped, ``$COLUMNS`` (80 when
+    unset) only chooses which columns `zoo list` shows: every line is printed whole, tables at full width.
+    """
+
+    def __init__(self) -> None:
+        self.terminal = sys.stdout.isatty()
+        self.console = Console(soft_wrap=not self.terminal, width=None if self.terminal else _columns())
+        self.width = self.console.width
+
+    def line(self, text: str = "") -> None:
+        self.console.print(text, markup=False, highlight=False)
+
+    def table(self, table: Table) -> None:
+        width = max(self.width, Console(width=1 << 16).measure(table).maximum)
+        Console(width=width, soft_wrap=False, force_terminal=self.terminal or None).print(table)
+
+
+def _columns() -> int:
+    try:
+        return max(int(os.environ.get("COLUMNS", "")), 1)
+    except ValueError:
+        return 80
 
 
 def _report_problems() -> None:
@@ -40,6 +64,19 @@ def _network(row: dict) -> str:
     return f"{row['architecture']}/{row['block']}"
 
 
+def _sdr_legend(rows: list[dict]) -> str:
+    """Which test set each SDR in the table was measured on: the most common set, then the exceptions."""
+    sets: dict[str, list[str]] = {}
+    for row in rows:
+        if row["paper_sdr"] is not None:
+            sets.setdefault(row["paper_sdr_set"], []).append(row["name"])
+    if not sets:
+        return ""
+    common, *others = sorted(sets, key=lambda name: (-len(sets[name]), name != DEFAULT_SDR_SET))
+    exceptions = "; ".join(f"{', '.join(sets[name])}: {name}" for name in others)
+    return f"SDR: vocals, dB, on {common}" + (f" ({exceptions})" if exceptions else "")
+
+
 @click.command("list", short_help="List the models: network, size, STFT, weights, SDR.")
 @click.argument("patterns", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per model.")
@@ -47,8 +84,9 @@ def list_command(patterns: tuple[str, ...], as_json: bool) -> None:
     """List models, optionally filtered by fnmatch PATTERNS (e.g. 'tfc*').
 
     Columns: architecture/block, trainable parameters, n_fft/hop of the STFT, the weights here (cached
-    variants of those known), paper SDR (vocals, MUSDB18 test); on a wide terminal also the stems and the
-    plugin. --json has every field.
+    variants of those known), the paper's vocals SDR in dB on the test set each model names (MUSDB18 test
+    for the ISMIR 2020 models, MUSDB18-HQ test for mdx23c-musdb18; the line under the table says which,
+    --json's paper_sdr_set too); on a wide terminal also the stems and the plugin. --json has every field.
     """
     cat = get_catalogue()
     names = list_models(list(patterns), cat)
@@ -60,8 +98,8 @@ def list_command(patterns: tuple[str, ...], as_json: bool) -> None:
     if not rows:
         click.echo(f"no model matches {' '.join(patterns)!r}")
         return
-    out = console()
-    wide = out.width >= WIDE  # an 80-column terminal gets the essential columns, never a cut number
+    out = Output()
+    wide = out.width >= WIDE  # a standard 80-column terminal gets the essential columns
     columns = [("name", "left"), ("network", "left"), ("parameters", "right"), ("stft", "right")]
     columns += [("stems", "left")] if wide else []
     columns += [("weights", "left"), ("SDR", "right")] + ([("plugin", "left")] if wide else [])
@@ -72,8 +110,18 @@ def list_command(patterns: tuple[str, ...], as_json: bool) -> None:
         cells = [row["name"], _network(row), f"{row['parameters']:,}", f"{row['n_fft']}/{row['hop_length']}"]
         cells += [",".join(row["stems"])] if wide else []
         cells += [row["weights"], _sdr(row["paper_sdr"])] + ([row["plugin"]] if wide else [])
-        table.add_row(*cells)
-    console().print(table)
+        table.add_row(*map(escape, cells))
+    out.table(table)
+    legend = _sdr_legend(rows)
+    if legend:
+        out.line(legend)
+
+
+# what every architecture's description holds (`zoo_core.describe.architecture`); anything else is what the
+# architecture's own ``describe`` reports
+_COMMON_KEYS = ("name", "plugin", "options", "input", "output", "block", "estimation", "parameters", "parts",
+                "window_samples")
+_UNET_LEVEL_KEYS = ("first_conv", "levels", "middle", "final_conv")  # the U-Net's per-level report
 
 
 @click.command("info", short_help="Show a model's entry, architecture and weights.")
@@ -81,16 +129,19 @@ def list_command(patterns: tuple[str, ...], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the entry and architecture as JSON.")
 def info_command(name: str, as_json: bool) -> None:
     """Show a model's registry entry and its resolved architecture (NAME may carry :VARIANT)."""
+    from ..registry import create_model
+
     cat = get_catalogue()
     entry = get_entry(name, cat)
     entry.variant((name.partition(":")[2]) or None)  # validates the variant, if any
-    data = {"entry": entry.as_json(), "architecture": describe.architecture(entry, cat)}
-    data["summary"] = describe.summary(entry, cat)
+    model = create_model(entry, catalogue=cat)  # built once: a large model takes seconds to initialise
+    data = {"entry": entry.as_json(), "architecture": describe.architecture(entry, cat, model)}
+    data["summary"] = describe.summary(entry, cat, model)
     _report_problems()
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
         return
-    out = console()
+    out = Output()
     s, arch = data["summary"], data["architecture"]
     lines = [
         f"{entry.name}  {entry.description}",
@@ -98,22 +149,33 @@ def info_command(name: str, as_json: bool) -> None:
     ]
     if arch["block"]:
         lines.append(f"  block            {arch['block']['name']} (plugin {arch['block']['plugin']}), args {arch['block']['args']}")
+    details = {key: value for key, value in arch.items() if key not in _COMMON_KEYS}
+    unet_levels = _is_unet_report(details)
+    if unet_levels:
+        details = {key: value for key, value in details.items() if key not in _UNET_LEVEL_KEYS}
+    generic_levels = details.pop("levels") if _is_table(details.get("levels")) else None
+    lines.append(f"  parameters       {arch['parameters']:,} trainable")
+    if details:
+        lines.append("  network          " + ", ".join(f"{key} {_plain(value)}" for key, value in details.items()))
     lines += [
-        f"  parameters       {arch['parameters']:,} trainable",
         f"  stems            {', '.join(entry.stems)}; {entry.representation} input, {entry.estimation}",
         f"  STFT             n_fft {s['n_fft']}, hop {s['hop_length']}, {s['frames']} frames "
         f"({arch['window_samples']} samples), center={s['center']}, {s['bins']} bins, {s['sample_rate']} Hz",
-        f"  paper SDR        {_sdr(entry.paper_sdr)} dB  {entry.paper}",
+        f"  paper SDR        {_sdr(entry.paper_sdr)} dB"
+        + (f" (vocals, {entry.paper_sdr_set})" if entry.paper_sdr is not None else "") + f"  {entry.paper}",
     ]
     if entry.notes:
         lines.append(f"  notes            {entry.notes}")
     lines.append(f"  defined by       {entry.source}")
     for line in lines:
-        out.print(line, markup=False, highlight=False)
-    out.print("")
-    if "levels" in arch:
-        out.print(_levels_table(arch))
-        out.print("")
+        out.line(line)
+    out.line()
+    if unet_levels:
+        out.table(_levels_table(arch))
+        out.line()
+    elif generic_levels is not None:
+        out.table(_rows_table("levels", generic_levels))
+        out.line()
     if entry.variants:
         vt = Table(box=None, header_style="bold", title="weights variants", title_justify="left")
         for column in ("variant", "format", "layout", "STFT override", "SDR", "origin"):
@@ -122,8 +184,35 @@ def info_command(name: str, as_json: bool) -> None:
             mark = " (default)" if vname == entry.default_variant else ""
             vt.add_row(escape(vname + mark), escape(var.format), escape(var.layout),
                        escape(json.dumps(dict(var.stft))) if var.stft else "", _sdr(var.paper_sdr), escape(var.origin))
-        out.print(vt)
-    out.print(f"  weights here: {s['weights']}", markup=False, highlight=False)
+        out.table(vt)
+    out.line(f"  weights here: {s['weights']}")
+
+
+def _plain(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _is_table(value) -> bool:
+    """A list of flat records: what `zoo info` can show as a table."""
+    return isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value)
+
+
+def _is_unet_report(details: dict) -> bool:
+    """Whether an architecture reports levels the way the paper's U-Net does (`zoo_unet.describe_unet`)."""
+    level_keys = {"level", "frames", "bins", "sampling_scale", "encoder_parameters", "decoder_parameters",
+                  "sampling_parameters"}
+    return (all(key in details for key in _UNET_LEVEL_KEYS) and _is_table(details["levels"])
+            and all(level_keys <= set(level) for level in details["levels"]))
+
+
+def _rows_table(title: str, rows: list[dict]) -> Table:
+    table = Table(box=None, header_style="bold", title=title, title_justify="left")
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    for column in columns:
+        table.add_column(escape(str(column)), no_wrap=True)
+    for row in rows:
+        table.add_row(*(escape(_plain(row.get(column, ""))) for column in columns))
+    return table
 
 
 def _levels_table(arch: dict) -> Table:

@@ -68,10 +68,12 @@ def parse_stems(value: Optional[str]) -> Optional[list[str]]:
 @separation_options
 @output_option("separated", "Outputs go to OUTPUT/<model>_<variant>/<track>/<stem>.<format>.")
 @click.option("--stems", "stem_list", metavar="NAME,...",
-              help="Write only these stems (e.g. vocals or vocals,drums) [default: every stem of the model].")
-@click.option("--format", "audio_format", type=click.Choice(["wav", "flac"]), default="wav", show_default=True)
+              help="Write only these stems (e.g. vocals, vocals,drums, or accompaniment: mixture - vocals, for any "
+                   "model with vocals) [default: every stem of the model, and accompaniment for a vocal model].")
+@click.option("--format", "audio_format", type=click.Choice(["wav", "flac", "mp3"]), default="wav", show_default=True,
+              help="Container of the outputs; mp3 is encoded by LAME at 320 kbps, constant (160 below 32 kHz).")
 @click.option("--bits", type=click.Choice(["16", "24", "float"]), default=None,
-              help="Sample format [default: float for wav, 24 for flac].")
+              help="Sample format of wav and flac [default: float for wav, 24 for flac].")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs, and redo inputs the manifest records as done.")
 @click.option("--manifest", "manifest_path", type=click.Path(path_type=Path), default=None,
               help="JSON-lines record of every input (outputs, model, settings, time, status, error); a rerun "

@@ -23,11 +23,11 @@ PIPE_EXAMPLE = "ffmpeg -i song.mp3 -f f32le -ac 2 -ar 44100 - | zoo stream | ffp
 
 def stream_stems(model, names: Optional[list[str]]) -> list[str]:
     """The stems to write, in the order named (each one's channels follow the previous one's). Default: the
-    karaoke track (accompaniment) of a vocal model, else the model's first stem."""
+    karaoke track (accompaniment = mixture − vocals) of any model with a vocals stem, else the model's first."""
     from ..separate import choose_stems
-    from ..stems import ACCOMPANIMENT, output_stems
+    from ..stems import ACCOMPANIMENT, available_stems
 
-    available = output_stems(model.stems)
+    available = available_stems(model.stems)
     if not names:
         return [ACCOMPANIMENT if ACCOMPANIMENT in available else available[0]]
     choose_stems(model, names)  # unknown names are an error
@@ -47,7 +47,7 @@ def stream_stems(model, names: Optional[list[str]]) -> list[str]:
 @click.option("--channels", type=int, default=2, show_default=True, help="Channels of raw PCM input: 1 or 2.")
 @click.option("--stems", "stem_list", metavar="NAME,...",
               help="Stems to write, several interleaved as extra channels in the order given "
-                   "[default: accompaniment (karaoke) for a vocal model, else the model's first stem].")
+                   "[default: accompaniment (karaoke: mixture - vocals) for a model with vocals, else its first stem].")
 @click.option("--output-format", type=click.Choice(RAW_FORMATS), default="f32le", show_default=True,
               help="Sample format written on standard output (rate and channels per stem: the input's).")
 @click.option("-q", "--quiet", is_flag=True, help="No start-up line on standard error.")

@@ -29,7 +29,8 @@ from ..registry import ModelEntry
 from ..files import atomic_path
 from .deprecation import leafspec_deprecation_silenced
 from .metadata import METADATA_FILE, build_metadata, chunk_geometry, core_contract
-from .torchscript import Check, ExportResult, exact_float32, refuse_if_any_failed, relative_error, resolve_device
+from .support import check_supported
+from .torchscript import ExactReference, ExportResult, check_output, exact_float32, refuse_if_any_failed, resolve_device
 
 
 class SpectrogramCore(nn.Module):
@@ -44,14 +45,18 @@ class SpectrogramCore(nn.Module):
 
 
 def optimized_core(model: SeparationModel, device: torch.device) -> SpectrogramCore:
-    """What a package compiles: the core of `zoo_core.inference.optimize` applied to ``model`` on ``device``."""
-    return SpectrogramCore(optimize(copy.deepcopy(model).to(device))).eval()
+    """What a package compiles: the core of `zoo_core.inference.optimize` applied to ``model`` on ``device``,
+    portable (an architecture's own rewrite may call kernels that torch.export cannot trace, e.g. NNPACK's)."""
+    return SpectrogramCore(optimize(copy.deepcopy(model).to(device), portable=True)).eval()
 
 
 def mixture_image(model: SeparationModel, frames: int, batch: int, generator: torch.Generator) -> Tensor:
-    """The image the core sees for a noise mixture: realistic value ranges for the checks."""
+    """The image the core sees for a noise mixture (realistic value ranges for the checks), laid out as the hosts
+    pass it: contiguous. torch.export keeps the example's strides, and a compiled package reads any input with
+    them: a magnitude image straight from `SeparationModel.to_image` is frames-major, and a package traced on it
+    returned garbage for the hosts' contiguous images (tfc-tdf-small-mag)."""
     mixture = 0.1 * torch.randn(batch, 2, model.settings.samples(frames), generator=generator)
-    return model.to_image(mixture)
+    return model.to_image(mixture).contiguous()
 
 
 def host_settings(metadata: dict) -> dict[str, str]:
@@ -79,18 +84,6 @@ def default_check_frames(model: SeparationModel) -> list[int]:
     return [factor, 3 * factor, model.settings.frames]
 
 
-def check_exportable(model: SeparationModel) -> None:
-    """Refuse, before any slow work, a model whose core ``torch.export`` cannot keep dynamic in frames."""
-    if any(isinstance(m, nn.RNNBase) for m in model.unet.modules()):
-        name = getattr(model, "entry_name", "this model")
-        raise ZooError(
-            f"{name} cannot be exported with --format aoti: torch.export specialises the sequence length of "
-            "its GRU layers, so the number of frames cannot stay dynamic; export it as TorchScript (the "
-            "default format) instead",
-            exit_code=1,
-        )
-
-
 def _export_program(core: SpectrogramCore, example: Tensor, time_factor: int, name: str):
     batch = torch.export.Dim("batch", min=1, max=4096)
     blocks = torch.export.Dim("frame_blocks", min=1, max=1 << 20)
@@ -114,13 +107,14 @@ def export_aoti(
 ) -> ExportResult:
     """Export, compile and package the optimised core of ``model`` for ``device`` (``cpu`` or ``cuda``); refuse
     to write when it disagrees with the unmodified eager core on CPU."""
-    check_exportable(model)
+    check_supported(entry, "aoti")
     if Path(path).suffix != ".pt2":
         raise ZooError(f"an AOTInductor package must be named *.pt2 (torch requires it), not {path}")
     target = resolve_device(device)
     segment, overlap = chunk_geometry(model, segment, overlap)
     model = copy.deepcopy(model).cpu().eval()
     reference = SpectrogramCore(model).eval()
+    exact = ExactReference(reference)
     core = optimized_core(model, target)
     generator = torch.Generator().manual_seed(0)
     frames = list(check_frames or default_check_frames(model))
@@ -154,7 +148,7 @@ def export_aoti(
             for index, count in enumerate(frames):
                 batch = 2 if index == 1 else 1
                 image = mixture_image(model, count, batch, generator)
-                error = relative_error(compiled(image.to(target)), reference(image))
-                checks.append(Check(f"core, {batch}x{channels}x{bins}x{count} on {target.type}", error))
+                checks.append(check_output(f"core, {batch}x{channels}x{bins}x{count} on {target.type}",
+                                           compiled(image.to(target)), reference(image), lambda: exact(image)))
         refuse_if_any_failed(checks, path, "compiled")
     return ExportResult(path, metadata, checks)

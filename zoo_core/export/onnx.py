@@ -35,7 +35,8 @@ from ..registry import ModelEntry
 from .aoti import SpectrogramCore, default_check_frames, host_settings, mixture_image
 from .metadata import METADATA_FILE, build_metadata, chunk_geometry, core_contract
 from .onnx_runtime import INSTALL_HINT, OnnxCore, open_session
-from .torchscript import Check, ExportResult, refuse_if_any_failed, relative_error
+from .support import check_supported
+from .torchscript import ExactReference, ExportResult, check_output, refuse_if_any_failed
 
 OPSET = 17  # the first opset with STFT/DFT and LayerNormalization; ONNX Runtime 1.14 and newer run it
 INPUT_NAME = "image"
@@ -121,12 +122,14 @@ def export_onnx(
     check_frames: Optional[Sequence[int]] = None,
 ) -> ExportResult:
     """Export the core of ``model`` to ``path``; refuse to write when ONNX Runtime disagrees with eager."""
+    check_supported(entry, "onnx")
     check_onnx_available()
     if Path(path).suffix.lower() != ".onnx":  # an ONNX protobuf has no signature: readers tell it by its name
         raise ZooError(f"an ONNX file must be named *.onnx, not {path}")
     segment, overlap = chunk_geometry(model, segment, overlap)
     model = copy.deepcopy(model).cpu().eval()
     reference = SpectrogramCore(model).eval()  # the eager core every check compares with
+    exact = ExactReference(reference)
     # the exact inference rewrite in standard operations (no oneDNN fusion, NCHW): BatchNorm folded, per-frame
     # convolutions as 1 x k 2-D ones; ONNX Runtime runs it about 1.5x faster than the unmodified graph
     portable = optimize(model, torch.float32, channels_last=False, portable=True, fuse_relu=False)
@@ -153,7 +156,8 @@ def export_onnx(
             for index, count in enumerate(frames):
                 batch = 2 if index == 1 else 1
                 image = mixture_image(model, count, batch, generator)
-                checks.append(Check(f"core, {batch}x{channels}x{bins}x{count}", relative_error(compiled(image), reference(image))))
+                checks.append(check_output(f"core, {batch}x{channels}x{bins}x{count}", compiled(image), reference(image),
+                                           lambda: exact(image)))
         refuse_if_any_failed(checks, path, "ONNX Runtime")
         temporary.write_bytes(data)
     return ExportResult(path, metadata, checks)

@@ -11,10 +11,10 @@ import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import ZooError, first_line
 from ..inference import optimize
@@ -24,6 +24,7 @@ from .artifact import SeparatorArtifact
 from ..files import atomic_path
 from .deprecation import torchscript_deprecation_silenced
 from .metadata import METADATA_FILE, build_metadata, chunk_geometry
+from .support import check_supported
 
 TOLERANCE = 1e-5  # relative to the largest eager output value
 EXPORTED_METHODS = ("separate_chunked", "sample_rate", "audio_channels", "stems", "default_segment", "default_overlap")
@@ -33,20 +34,50 @@ EXPORTED_METHODS = ("separate_chunked", "sample_rate", "audio_channels", "stems"
 class Check:
     description: str
     relative_error: float
+    tolerance: float = TOLERANCE
 
     @property
     def passed(self) -> bool:
-        return self.relative_error <= TOLERANCE
+        return self.relative_error <= self.tolerance
+
+
+class ExactReference:
+    """Runs the CPU ``module`` in float64, for a check that misses `TOLERANCE` only: converted for the call and
+    back (float32 -> float64 -> float32 is exact), so a large model is not held twice."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+
+    def __call__(self, *inputs: Tensor, method: str = "forward", **options: Any) -> Tensor:
+        self.module.double()
+        try:
+            with torch.no_grad():
+                return getattr(self.module, method)(*(x.cpu().double() for x in inputs), **options)
+        finally:
+            self.module.float()
+
+
+def check_output(description: str, actual: Tensor, expected: Tensor, exact: Callable[[], Tensor]) -> Check:
+    """``actual`` (the exported file's output) against ``expected`` (eager float32): within `TOLERANCE` of its
+    peak, or, where eager float32 is itself farther than that from ``exact()`` (the same computation in float64:
+    a deep network with initialised parameters, e.g. MDX23C's, 7.6e-5), within three times eager's own error.
+    Two float32 computations of one function may differ by the sum of their rounding errors; a real mistake in
+    an export (a wrong operator, a lost layer) is far beyond either."""
+    error = relative_error(actual, expected)
+    if error <= TOLERANCE:
+        return Check(description, error)
+    rounding = relative_error(expected.double(), exact())
+    return Check(description, error, max(TOLERANCE, 3 * rounding))
 
 
 def refuse_if_any_failed(checks: Sequence[Check], path: Path, what: str) -> None:
-    """Raise (nothing gets written) when any check exceeds the tolerance; name the worst one."""
+    """Raise (nothing gets written) when any check exceeds its tolerance; name the worst one."""
     failed = [c for c in checks if not c.passed]
     if failed:
-        worst = max(failed, key=lambda c: c.relative_error)
+        worst = max(failed, key=lambda c: c.relative_error / c.tolerance)
         raise ZooError(
             f"refusing to write {path}: {what} output differs from eager ({worst.description}: relative error "
-            f"{worst.relative_error:.2e} > {TOLERANCE:.0e})",
+            f"{worst.relative_error:.2e} > {worst.tolerance:.1e})",
             exit_code=1,
         )
 
@@ -100,20 +131,24 @@ def compare(
 ) -> list[Check]:
     """Eager on CPU is the reference; the scripted module runs on ``device``."""
     generator = torch.Generator().manual_seed(0)
+    exact = ExactReference(artifact)
     checks = []
     with torch.no_grad(), exact_float32():
         for index, length in enumerate(lengths):
             batch = 2 if index == len(lengths) - 1 else 1
             mixture = 0.1 * torch.randn(batch, 2, length, generator=generator)
-            error = relative_error(scripted(mixture.to(device)), artifact(mixture))
-            checks.append(Check(f"forward, {batch}x2x{length} on {device.type}", error))
+            checks.append(check_output(f"forward, {batch}x2x{length} on {device.type}", scripted(mixture.to(device)),
+                                       artifact(mixture), lambda: exact(mixture)))
         longest = max(lengths)
         segment = max(2 * longest // 3, 2)  # two segments and a cross-fade: the blending without the cost
         overlap = segment // 4
         mixture = 0.1 * torch.randn(1, 2, longest, generator=generator)
         expected = artifact.separate_chunked(mixture, segment, overlap, 2)
         actual = scripted.separate_chunked(mixture.to(device), segment, overlap, 2)
-        checks.append(Check(f"separate_chunked, 1x2x{longest}, segment {segment}, overlap {overlap}", relative_error(actual, expected)))
+        checks.append(check_output(
+            f"separate_chunked, 1x2x{longest}, segment {segment}, overlap {overlap}", actual, expected,
+            lambda: exact(mixture, method="separate_chunked", segment=segment, overlap=overlap, batch_size=2),
+        ))
     return checks
 
 
@@ -132,6 +167,7 @@ def export_torchscript(
 
     Refuses to write (ZooError) when the scripted module disagrees with eager beyond `TOLERANCE`.
     """
+    check_supported(entry, "torchscript")
     target = resolve_device(device)
     segment, overlap = chunk_geometry(model, segment, overlap)
     if freeze:

@@ -28,8 +28,8 @@ Fields = dict[str, tuple[tuple[type, ...], str]]  # field -> (types, description
 _INT, _NUM, _STR = ((int,), "an integer"), ((int, float), "a number"), ((str,), "a string")
 _BOOL, _LIST, _TABLE = ((bool,), "true or false"), ((list,), "a list"), ((dict,), "a table")
 _MODEL_FIELDS: Fields = dict(
-    block=_STR, description=_STR, stems=_LIST, target=_STR, parameters=_INT, paper_sdr=_NUM, paper=_STR,
-    notes=_STR, default_variant=_STR, architecture=_TABLE, block_args=_TABLE, stft=_TABLE, variants=_TABLE,
+    block=_STR, description=_STR, stems=_LIST, target=_STR, parameters=_INT, paper_sdr=_NUM, paper_sdr_set=_STR,
+    paper=_STR, notes=_STR, default_variant=_STR, architecture=_TABLE, block_args=_TABLE, stft=_TABLE, variants=_TABLE,
     overlap=_NUM,
 )  # target: a single stem, the same as stems = [target]
 _STFT_FIELDS: Fields = dict(n_fft=_INT, hop_length=_INT, frames=_INT, center=_BOOL, sample_rate=_INT, bins=_INT)

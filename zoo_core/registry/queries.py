@@ -41,9 +41,15 @@ def get_entry(name: str, catalogue: Optional[Catalogue] = None) -> ModelEntry:
         return cat.models[model]
     if model in cat.hidden:
         raise UnknownModelError(f"model {model!r} is unavailable: {cat.hidden[model]}")
-    close = difflib.get_close_matches(model, list(cat.models), n=3, cutoff=0.4)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; run `zoo list` to see every model"
-    raise UnknownModelError(f"unknown model {model!r}{hint}")
+    raise UnknownModelError(f"unknown model {model!r}{_suggestion(model, list(cat.models))}")
+
+
+def _suggestion(name: str, known: list[str]) -> str:
+    """``; did you mean ...?`` with the closest names, compared without case: a name that differs only in case
+    (``TDC-17``) scores highest and comes first."""
+    by_lower = {k.lower(): k for k in known}
+    close = [by_lower[c] for c in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.4)]
+    return f"; did you mean {', '.join(close)}?" if close else "; run `zoo list` to see every model"
 
 
 def resolve(name: str, catalogue: Optional[Catalogue] = None) -> tuple[ModelEntry, Optional[WeightVariant]]:

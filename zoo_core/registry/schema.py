@@ -12,6 +12,7 @@ from ..errors import UnknownModelError
 from ..model import StftSettings
 
 BUILTIN_SOURCE = "svs-zoo"
+DEFAULT_SDR_SET = "MUSDB18 test"  # where the ISMIR 2020 figures were measured; an entry's paper_sdr_set says otherwise
 # keys of the [architecture] table that belong to the framing, not to the architecture's builder
 FRAMING_KEYS = ("name", "representation", "estimation")
 
@@ -45,6 +46,7 @@ class ModelEntry:
     stems: tuple[str, ...] = ("vocals",)  # what the network estimates, in its output order
     parameters: Optional[int] = None  # as recorded in the catalogue; tests check it against the built model
     paper_sdr: Optional[float] = None
+    paper_sdr_set: str = DEFAULT_SDR_SET  # the test set paper_sdr was measured on
     paper: str = ""
     notes: str = ""
     overlap: float = DEFAULT_OVERLAP  # zoo separate's default overlap for this model (e.g. its reference's)
