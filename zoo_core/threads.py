@@ -23,9 +23,13 @@ def default_threads() -> int:
     given = os.environ.get(ENVIRONMENT, "").strip()
     if given.isdigit() and int(given) > 0:
         return int(given)
+    import warnings
+
     import joblib
 
-    return max(1, int(joblib.cpu_count(only_physical_cores=True)))
+    with warnings.catch_warnings():  # without lscpu on PATH joblib warns, then counts logical cores: fine here
+        warnings.filterwarnings("ignore", "Could not find the number of physical cores", UserWarning)
+        return max(1, int(joblib.cpu_count(only_physical_cores=True)))
 
 
 def resolve_threads(threads: Optional[int]) -> int:
