@@ -60,20 +60,23 @@ def test_an_uninstalled_source_checkout_finds_its_own_plugins(monkeypatch):
 
 
 def test_the_documented_calls_run_as_written_on_this_checkout(weights_mirror: Path, monkeypatch):
-    """Every torch.hub.load line of hubconf.py's docstring and README runs with this checkout as the path, and
-    none names a made-up repository owner."""
+    """Every torch.hub.load line of hubconf.py's docstring and of the documentation (docs/deployment.md, where
+    torch.hub is documented) runs with this checkout as the path, and none names a made-up repository owner."""
     import re
 
     monkeypatch.setenv("ZOO_WEIGHTS_MIRROR", str(weights_mirror))
     spec = importlib.util.spec_from_file_location("svs_zoo_hubconf", ROOT / "hubconf.py")
     hubconf = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hubconf)
-    documents = {"hubconf.py": hubconf.__doc__, "README.md": (ROOT / "README.md").read_text(encoding="utf-8")}
+    documents = {"hubconf.py": hubconf.__doc__}
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        documents[str(page.relative_to(ROOT))] = page.read_text(encoding="utf-8")
+    pattern = re.compile(r'torch\.hub\.load\("path/to/svs-zoo", (.*)\)\s*(?:#.*)?$', re.MULTILINE)
+    for name in ("hubconf.py", "docs/deployment.md"):  # where the three documented forms are written
+        assert len(pattern.findall(documents[name])) >= 3, name
     for name, text in documents.items():
         assert "<owner>" not in text, name
-        calls = re.findall(r'torch\.hub\.load\("path/to/svs-zoo", (.*)\)\s*(?:#.*)?$', text, re.MULTILINE)
-        assert len(calls) >= 3, name
-        for arguments in calls:
+        for arguments in pattern.findall(text):
             model = eval(f"torch.hub.load(root, {arguments})", {"torch": torch, "root": str(ROOT)})  # noqa: S307
             assert isinstance(model, zoo_core.SeparationModel) and not model.training, (name, arguments)
             if "pretrained=False" not in arguments:
