@@ -23,11 +23,15 @@ def default_threads() -> int:
     given = os.environ.get(ENVIRONMENT, "").strip()
     if given.isdigit() and int(given) > 0:
         return int(given)
+    import contextlib
+    import io
     import warnings
 
     import joblib
 
-    with warnings.catch_warnings():  # without lscpu on PATH joblib warns, then counts logical cores: fine here
+    # without lscpu on PATH joblib warns and prints the traceback of its lookup, then counts logical cores: fine
+    # here, and not a user's concern
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.filterwarnings("ignore", "Could not find the number of physical cores", UserWarning)
         return max(1, int(joblib.cpu_count(only_physical_cores=True)))
 
