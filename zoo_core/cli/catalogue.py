@@ -214,7 +214,7 @@ class Catalogue:
     def _run_settings(self, model) -> dict:
         """What defines this run's outputs (`zoo_core.catalogue.run_settings`), for the manifest."""
         from ..audio import OUTPUT_BITS, subtype_for
-        from ..weights.hashing import sha256_file
+        from ..hashing import sha256_file
 
         options = self.settings.separation
         segment = overlap = None
@@ -222,7 +222,8 @@ class Catalogue:
             segment_samples, overlap_samples = options.geometry(model)
             segment, overlap = segment_samples / model.sample_rate, overlap_samples / segment_samples
         subtype = subtype_for(self.audio_format, self.bits)
-        bits = next(name for name, value in OUTPUT_BITS.items() if value == subtype)
+        # mp3 has no bit depth (its bitrate is fixed), so its "bits" is None
+        bits = next((name for name, value in OUTPUT_BITS.items() if value == subtype), None)
         weights = artifact = None
         if self.artifact is not None:
             artifact = sha256_file(self.artifact)

@@ -22,7 +22,7 @@ from .. import __version__
 from ..files import write_text_atomically
 from ..model import StftSettings
 from ..registry import ModelEntry
-from ..weights.hashing import file_digests
+from ..hashing import file_digests
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.toml"

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 
 from ..errors import ZooError
 from ..registry import WeightVariant
-from .hashing import file_digests
+from ..hashing import file_digests
 
 TIMEOUT_S = 30
 _CHUNK = 1 << 16

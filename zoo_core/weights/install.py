@@ -17,7 +17,7 @@ from .cache import cached_path, cached_variants, check_variant_name, variant_loc
 from .convert import Converted, checkpoint_file, read_checkpoint
 from .framing import weights_framing
 from .fetch import Report, fetch_original
-from .hashing import file_digests
+from ..hashing import file_digests
 from .models import check_fits, resolve_variant, stft_json
 from .store import is_intact, write_cached
 

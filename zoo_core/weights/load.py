@@ -14,7 +14,7 @@ from ..registry import architecture_for, create_model, get_entry
 from .cache import cached_path, cached_variants, is_cached
 from .convert import checkpoint_file, read_checkpoint
 from .framing import weights_framing
-from .hashing import file_digests
+from ..hashing import file_digests
 from .fetch import MIRROR_HINT, can_fetch
 from .install import pull
 from .models import check_fits, resolve_variant

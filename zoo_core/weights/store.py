@@ -18,7 +18,7 @@ from torch import Tensor
 from ..errors import ZooError
 from ..files import write_bytes_atomically, write_text_atomically
 from .cache import hash_record_path
-from .hashing import sha256_file
+from ..hashing import sha256_file
 
 
 def write_safetensors(path: Path, tensors: Mapping[str, Tensor], metadata: Mapping[str, str]) -> str:

@@ -1,4 +1,5 @@
-"""File digests: SHA-256, and git's blob SHA-1 (what ``git hash-object`` prints) to match files in a repository."""
+"""File digests: SHA-256, and git's blob SHA-1 (what ``git hash-object`` prints) to match files in a repository.
+A leaf module: the artifact path (which loads no model code) hashes its file too."""
 
 from __future__ import annotations
 
