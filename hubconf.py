@@ -9,8 +9,8 @@ takes the repository's ``"OWNER/NAME"`` (or ``"OWNER/NAME:BRANCH"``) instead of 
 repository you got svs-zoo from, which this file cannot know.
 
 Each returns a `zoo_core.SeparationModel` in eval mode: ``model(mixture [B, 2, N]) -> [B, stems, 2, N]`` at
-``model.sample_rate``; `zoo_core.separate.separate(model, waveform, rate)` separates tracks of any length.
-``pretrained=True`` goes through svs-zoo's verified weights cache (`zoo_core.load_model`: pulled once, checked
+``model.sample_rate``; `zoo_core.separation.separate(model, waveform, rate)` separates tracks of any length.
+``pretrained=True`` goes through svs-zoo's verified weights cache (`zoo_core.load`: pulled once, checked
 byte for byte, ``ZOO_WEIGHTS_MIRROR`` and ``ZOO_OFFLINE`` apply). The entries follow the registry, so models of
 installed plugins appear too. svs-zoo need not be installed: its own plugins are found in this folder.
 """
@@ -27,11 +27,9 @@ def _entry(name: str) -> _typing.Callable[..., _typing.Any]:
     def load(pretrained: bool = True, variant: _typing.Optional[str] = None, device: str = "cpu"):
         import zoo_core
 
-        if pretrained:
-            return zoo_core.load_model(name, variant, device=device)
-        if variant is not None:
+        if not pretrained and variant is not None:
             raise zoo_core.ZooError("variant names pretrained weights; it needs pretrained=True")
-        return zoo_core.create_model(name).to(device).eval()
+        return zoo_core.load(name, variant=variant, init=not pretrained, device=device)
 
     load.__name__ = load.__qualname__ = name.replace("-", "_")
     load.__doc__ = (

@@ -28,7 +28,7 @@ from zoo_core.export.aoti import export_aoti
 from zoo_core.export.artifact import SeparatorArtifact
 from zoo_core.export.deprecation import torchscript_deprecation_silenced
 from zoo_core.export.torchscript import export_torchscript
-from zoo_core.separate import SeparationOptions
+from zoo_core.separation import SeparationSettings
 
 HOST = Path(__file__).resolve().parent.parent / "examples" / "cpp_host" / "build" / "zoo_host"
 BATCH_SIZE = 4
@@ -50,7 +50,7 @@ def aoti_chunked(model: zoo_core.SeparationModel, package, segment: int, overlap
         def forward(self, image: torch.Tensor) -> torch.Tensor:
             return package(image)
 
-    model.unet = CompiledCore()
+    model.network = CompiledCore()
     model.masking = False  # the package applies a mask itself (SpectrogramCore)
     artifact = SeparatorArtifact(model, segment, overlap).eval()
     return lambda mixture: artifact.separate_chunked(mixture, segment, overlap, BATCH_SIZE)
@@ -70,17 +70,17 @@ def main() -> None:
     parser.add_argument("--model", default="tdc-17")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--weights", type=Path, help="a state_dict for model.unet (else initialised parameters)")
+    parser.add_argument("--weights", type=Path, help="a state_dict for model.network (else initialised parameters)")
     parser.add_argument("--skip-aoti", action="store_true", help="skip the AOTInductor compile and rows")
     args = parser.parse_args()
 
-    model = zoo_core.create_model(args.model).eval()
+    model = zoo_core.load(args.model, init=True).eval()
     if args.weights:
-        model.unet.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
+        model.network.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
     entry = zoo_core.get_entry(args.model)
     samples = int(args.seconds * model.sample_rate)
     mixture = 0.1 * torch.randn(1, 2, samples, generator=torch.Generator().manual_seed(0))
-    segment, overlap = SeparationOptions().geometry(model)  # the defaults of `zoo separate` and `zoo export`
+    segment, overlap = SeparationSettings().geometry(model)  # the defaults of `zoo separate` and `zoo export`
     rows: list[tuple[str, float]] = []
 
     with tempfile.TemporaryDirectory() as folder, torch.no_grad():
@@ -101,7 +101,7 @@ def main() -> None:
         if not args.skip_aoti:
             export_aoti(model, entry, package_file, segment=segment, overlap=overlap)
             package = torch._inductor.aoti_load_package(str(package_file))
-            run_aoti = aoti_chunked(zoo_core.create_model(args.model).eval(), package, segment, overlap)
+            run_aoti = aoti_chunked(zoo_core.load(args.model, init=True).eval(), package, segment, overlap)
             rows.append(("AOTInductor core (Python)", best_of(args.repeats, lambda: run_aoti(mixture))))
 
         if HOST.exists():

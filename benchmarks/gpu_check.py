@@ -38,11 +38,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import zoo_core  # noqa: E402
+import zoo_core
 from zoo_core.errors import first_line  # noqa: E402
 from zoo_core.export.torchscript import exact_float32, export_torchscript  # noqa: E402
 from zoo_core.inference import optimize  # noqa: E402
 from zoo_core.metrics import sdr  # noqa: E402
-from zoo_core.separate import separate  # noqa: E402
+from zoo_core.separation import separate  # noqa: E402
 
 RATE = 44100
 PAPER = ["tdf-17", "tdc-17", "tfc-17", "tfc-tdf-17", "tdc-rnn", "tfc-rnn", "tfc-tdf-small", "tfc-tdf-small-mag",
@@ -82,7 +83,7 @@ def load_clip(data: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 def seeded(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    return zoo_core.create_model(name).eval()
+    return zoo_core.load(name, init=True).eval()
 
 
 def section_precision(args, work: Path, device: torch.device) -> None:
@@ -114,8 +115,8 @@ def section_precision(args, work: Path, device: torch.device) -> None:
     if not weights.is_file():
         say(f"  (no {weights}: tdc-17 vocal SDR skipped)")
         return
-    tdc = zoo_core.create_model("tdc-17:top1")
-    tdc.unet.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    tdc = zoo_core.load("tdc-17:top1", init=True)
+    tdc.network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     tdc = optimize(tdc.eval().to(device))
     say("tdc-17 top1 (the authors' weights): vocal SDR against the clip's true vocals, median over 1-s frames")
     for label, dtype in PRECISIONS.items():
@@ -184,7 +185,7 @@ def section_cpp(args, work: Path, device: torch.device) -> None:
 
 def section_aoti(args, work: Path, device: torch.device) -> None:
     from zoo_core.export.aoti import export_aoti
-    from zoo_core.hosts import open_artifact
+    import zoo_core
 
     mixture, _ = load_clip(args.data)
     model = seeded("tfc-tdf-large")
@@ -197,7 +198,7 @@ def section_aoti(args, work: Path, device: torch.device) -> None:
     with torch.no_grad():
         expected = separate(model, mixture, RATE)
     with torch.no_grad(), exact_float32():
-        actual = separate(open_artifact(path, device.type), mixture, RATE)
+        actual = separate(zoo_core.load(path, device=device.type), mixture, RATE)
     for stem in expected:
         say(f"  Python host on {device.type} vs eager CPU, {stem}: max |difference| "
             f"{(actual[stem].cpu() - expected[stem]).abs().max().item():.1e}")

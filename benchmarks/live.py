@@ -66,10 +66,10 @@ def block_times(model, options, blocks: int) -> dict:
 
 
 def latency_options(model, latency):
-    from zoo_core.separate import SeparationOptions
+    from zoo_core.separation import SeparationSettings
     from zoo_core.stream import options_for_latency
 
-    options = SeparationOptions()
+    options = SeparationSettings()
     return options if latency is None else options_for_latency(model, latency, RATE, options)
 
 
@@ -79,11 +79,11 @@ def clip_sdr(latencies: list, clip: Path) -> list[dict]:
     from zoo_core.audio import read_stems
     from zoo_core.inference import optimize
     from zoo_core.metrics import sdr
-    from zoo_core.separate import separate
+    from zoo_core.separation import separate
     from zoo_core.stream import stream_latency
-    from zoo_core.weights import load_model
+    import zoo_core
 
-    model = optimize(load_model("tdc-17:top1"))
+    model = optimize(zoo_core.load("tdc-17:top1"))
     stems, rate = read_stems(clip)
     references = {"vocals": stems["vocals"], "accompaniment": stems["drums"] + stems["bass"] + stems["other"]}
     rows = []
@@ -131,7 +131,7 @@ def main() -> None:
           f"{'margin':>7}  live")
     rows = []
     for name in names:
-        model = optimize(zoo_core.create_model(name).eval())
+        model = optimize(zoo_core.load(name, init=True).eval())
         for latency in settings:
             row = {"model": name, "latency_setting": "default" if latency is None else latency,
                    **block_times(model, latency_options(model, latency), args.blocks)}

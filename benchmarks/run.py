@@ -10,7 +10,7 @@ representative model call of the reference float32 model and scaled by the numbe
 makes (overlap included); an LSTM, which the counter does not see, is counted analytically. Achieved GFLOP/s is
 compared with this machine's float32 matmul GFLOP/s, measured in the same run.
 
-Forms: ``eager`` (`zoo_core.separate.separate`, default segment and overlap) of the reference model (with
+Forms: ``eager`` (`zoo_core.separation.separate`, default segment and overlap) of the reference model (with
 glibc's default malloc, ``reference-malloc``, and with `zoo_core.allocator.tune_allocator` as every other form),
 of `zoo_core.inference.optimize` (float32) and of its bfloat16 variant; ``torchscript`` (the optimised model
 exported with `zoo_core.export.torchscript`, loaded with ``torch.jit.load``, same segment/overlap);
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
+import zoo_core
 import torch
 
 HERE = Path(__file__).resolve().parent
@@ -65,16 +66,16 @@ def build_model(name: str, build: str) -> torch.nn.Module:
     from zoo_core.inference import optimize
 
     torch.manual_seed(0)
-    model = zoo_core.create_model(name).eval()
+    model = zoo_core.load(name, init=True).eval()
     if build.startswith("reference"):
         return model
     return optimize(model, torch.bfloat16 if build == "bf16" else torch.float32)
 
 
 def geometry(model) -> tuple[int, int]:
-    from zoo_core.separate import SeparationOptions
+    from zoo_core.separation import SeparationSettings
 
-    return SeparationOptions().geometry(model)
+    return SeparationSettings().geometry(model)
 
 
 # ---------------------------------------------------------------------------------------------- worker process
@@ -105,7 +106,7 @@ def make_runner(spec: dict[str, Any], mixture: torch.Tensor):
 
         _, separate_peer = peers.PEERS[spec["peer"]]()
         return lambda: separate_peer(mixture[None])
-    from zoo_core.separate import separate
+    from zoo_core.separation import separate
 
     if kind == "eager":
         model = build_model(spec["model"], spec["build"])
@@ -118,14 +119,14 @@ def make_runner(spec: dict[str, Any], mixture: torch.Tensor):
         segment, overlap = spec["segment"], spec["overlap"]
         return lambda: scripted.separate_chunked(mixture[None], segment, overlap, 1)
     if kind == "onnx":
-        from zoo_core.hosts import open_artifact
+        import zoo_core
 
-        hosted = open_artifact(spec["path"])  # ONNX Runtime session, torch.get_num_threads() threads
+        hosted = zoo_core.load(spec["path"])  # ONNX Runtime session, torch.get_num_threads() threads
         return lambda: separate(hosted, mixture, RATE)
     if kind == "aoti":  # the package holds optimize()'s core; zoo_core.hosts does the STFT around it
-        from zoo_core.hosts import open_artifact
+        import zoo_core
 
-        hosted = open_artifact(spec["path"])
+        hosted = zoo_core.load(spec["path"])
         return lambda: separate(hosted, mixture, RATE)
     raise ValueError(f"unknown worker kind {kind!r}")
 
@@ -346,7 +347,7 @@ def write_wav(path: Path, mixture: torch.Tensor) -> None:
 def memory_child(model_name: str, wav: str, out: str) -> None:
     """In a fresh process: stream-separate ``wav`` with the optimised model, print the peak RSS."""
     from zoo_core.allocator import tune_allocator
-    from zoo_core.separate import separate_file
+    from zoo_core.separation import separate_file
 
     tune_allocator()
     model = build_model(model_name, "optimized")
@@ -367,7 +368,7 @@ def memory_ratio(model_name: str, work: Path) -> dict[str, Any]:
                                 str(work / "separated")], capture_output=True, text=True, check=True)
         peaks[minutes] = json.loads(child.stdout.strip().splitlines()[-1])
         wav.unlink()
-    return {"model": model_name, "form": "zoo_core.separate.separate_file, optimize() float32",
+    return {"model": model_name, "form": "zoo_core.separation.separate_file, optimize() float32",
             "peak_rss_1min_mb": peaks[1]["peak_rss_mb"], "peak_rss_10min_mb": peaks[10]["peak_rss_mb"],
             "ratio": peaks[10]["peak_rss_mb"] / peaks[1]["peak_rss_mb"]}
 

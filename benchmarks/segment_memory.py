@@ -28,12 +28,12 @@ import torch
 import zoo_core
 from zoo_core.inference import optimize
 from zoo_core.memory import MARGIN, _LiveBytes, measure_peak, padded_samples
-from zoo_core.separate import SeparationOptions
+from zoo_core.separation import SeparationSettings
 
 name, seconds = sys.argv[1], float(sys.argv[2])
 torch.set_num_threads(1)
-model = optimize(zoo_core.create_model(name).eval())
-segment, _ = SeparationOptions(segment=seconds).geometry(model)
+model = optimize(zoo_core.load(name, init=True).eval())
+segment, _ = SeparationSettings(segment=seconds).geometry(model)
 line = measure_peak(model).bytes(padded_samples(model, segment))
 
 def status(key):

@@ -48,9 +48,9 @@ def measure(model_name: str, path: Path, out_dir: Path) -> dict:
     import torch
 
     import zoo_core
-    from zoo_core.separate import separate_file
+    from zoo_core.separation import separate_file
 
-    model = zoo_core.create_model(model_name).eval()
+    model = zoo_core.load(model_name, init=True).eval()
     before_mb = _rss_now_mb()
     started = time.perf_counter()
     result = separate_file(model, path, out_dir, force=True)
@@ -97,7 +97,7 @@ def main() -> None:
             rows.append(row)
             source.unlink()
     ratio = rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
-    print(f"{args.model}, zoo_core.separate.separate_file, {platform.processor() or platform.machine()}, "
+    print(f"{args.model}, zoo_core.separation.separate_file, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, torch threads {rows[0]['threads']}")
     print(f"{'input':>10} {'wall s':>8} {'x real time':>12} {'RSS before MB':>14} {'peak RSS MB':>12}")
     for row in rows:

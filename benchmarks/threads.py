@@ -2,7 +2,7 @@
 
 Each setting runs in a fresh process (torch fixes its inter-op pool at the first parallel work): tdc-17 (or
 ``--model``) with initialised weights separates the first ``--seconds`` of a synthetic stereo track with
-`zoo_core.separate.separate`, after one warm-up segment; the best and the median of ``--repeats`` runs are
+`zoo_core.separation.separate`, after one warm-up segment; the best and the median of ``--repeats`` runs are
 printed with the machine's load average, since on a shared machine the answer depends on the other processes.
 
     python benchmarks/threads.py                        # threads 1, 2 and the default
@@ -23,13 +23,13 @@ import json, statistics, sys, time
 import torch
 import zoo_core
 from zoo_core.inference import optimize
-from zoo_core.separate import separate
+from zoo_core.separation import separate
 from zoo_core.threads import apply_threads, default_threads
 
 name, seconds, repeats, threads = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 threads = default_threads() if threads == "default" else int(threads)
 apply_threads(threads)
-model = optimize(zoo_core.create_model(name).eval())
+model = optimize(zoo_core.load(name, init=True).eval())
 torch.manual_seed(0)
 mixture = torch.randn(2, int(seconds * model.sample_rate)) * 0.1
 separate(model, mixture[:, : model.training_segment()], model.sample_rate)  # warm-up

@@ -12,13 +12,14 @@ training. One untimed warm-up step, then the median of ``--steps`` timed steps. 
 
 from __future__ import annotations
 
+import zoo_core
 import argparse
 import statistics
 import time
 
 import torch
 
-from zoo_core import count_parameters, create_model, get_entry, list_models
+from zoo_core import count_parameters, get_entry, list_models
 from zoo_core.registry import architecture_for
 from zoo_core.train.config import TrainConfig
 from zoo_core.train.loop import autocast_for, compute_loss
@@ -33,14 +34,14 @@ def synchronise(device: torch.device) -> None:
 
 
 def step_seconds(name: str, batch_size: int, steps: int, device: torch.device, precision: str) -> float:
-    model = create_model(name).to(device).train()
+    model = zoo_core.load(name, init=True).to(device).train()
     initialise = architecture_for(get_entry(name)).initialise
     if initialise is not None:
-        initialise(model.unet)
+        initialise(model.network)
     config = TrainConfig(model=name, musdb="", output="", precision=precision)
     autocast = autocast_for(config, device)
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
-    optimizer = torch.optim.Adam(model.unet.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.network.parameters(), lr=1e-3)
     samples = model.settings.window_samples
     generator = torch.Generator().manual_seed(0)
     mixture = torch.randn(batch_size, 2, samples, generator=generator).mul(0.1).to(device)
@@ -49,7 +50,7 @@ def step_seconds(name: str, batch_size: int, steps: int, device: torch.device, p
     for index in range(steps + 1):
         synchronise(device)
         began = time.perf_counter()
-        loss = compute_loss(model, model.unet, mixture, target, "spec-mse", autocast)
+        loss = compute_loss(model, model.network, mixture, target, "spec-mse", autocast)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -80,7 +81,7 @@ def main() -> None:
     print(f"{'model':<18} {'parameters':>10} {'window (samples)':>16} {'s/step':>8} {'segments/s':>10} {'audio s/s':>9}")
     for name in args.models:
         seconds = step_seconds(name, batch, args.steps, device, args.precision)
-        model = create_model(name)
+        model = zoo_core.load(name, init=True)
         window = model.settings.window_samples
         rate = batch / seconds
         print(f"{name:<18} {count_parameters(model):>10,} {window:>16,} {seconds:>8.3f} {rate:>10.2f} "

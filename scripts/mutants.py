@@ -119,10 +119,10 @@ MUTANTS = [
            "_CAC_FROM_LIGHTNING = [0, 2, 1, 3]", "_CAC_FROM_LIGHTNING = [0, 1, 2, 3]",
            (f"{GOLDEN}[tfc-tdf-small]",), "Lightning checkpoints' CaC channels not reordered"),
     # ---- the catalogue manifest's resume decision
-    Mutant("manifest-status", "zoo_core/catalogue.py",
+    Mutant("manifest-status", "zoo_core/manifest.py",
            'entry["status"] == DONE', 'entry["status"] != FAILED',
            (RESUME, RESUME_STARTED), "a started (killed) item counts as done"),
-    Mutant("manifest-model-key", "zoo_core/catalogue.py",
+    Mutant("manifest-model-key", "zoo_core/manifest.py",
            'if entry.get("model") == model:', "if True:",
            (RESUME,), "records of another model decide the resume"),
     # ---- optimize()

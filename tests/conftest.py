@@ -57,10 +57,11 @@ def tdc17(weights_mirror):
     import zoo_core
     from zoo_core.inference import optimize
 
-    model = zoo_core.create_model("tdc-17:top1")
+    from zoo_core.registry import build_model
+
+    model = build_model("tdc-17:top1", provenance=zoo_core.WeightsProvenance("tdc-17", "top1"))
     state = torch.load(weights_mirror / "cac_tdc_17_vocals_top1.pt", map_location="cpu", weights_only=True)
-    model.unet.load_state_dict(state)
-    model.weights_info = {"model": "tdc-17", "variant": "top1"}  # as load_model records it
+    model.network.load_state_dict(state)
     return optimize(model.eval())
 
 
@@ -82,19 +83,14 @@ def tdc17_with_weights(weights_mirror: Path, variant: str = "top1"):
 
     import zoo_core
 
+    from zoo_core.registry import build_model
+
     file = weights_mirror / f"cac_tdc_17_vocals_{variant}.pt"
-    model = zoo_core.create_model(f"tdc-17:{variant}")
-    model.unet.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
     released = zoo_core.get_entry("tdc-17").variants[variant]
-    model.weights_info = {
-        "model": "tdc-17",
-        "variant": variant,
-        "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
-        "source_url": released.url,
-        "source_git_sha1": released.git_sha1,
-        "format": released.format,
-        "layout": released.layout,
-    }
+    provenance = zoo_core.WeightsProvenance("tdc-17", variant, hashlib.sha256(file.read_bytes()).hexdigest(),
+                                            released.url, released.git_sha1, released.format, released.layout)
+    model = build_model(f"tdc-17:{variant}", provenance=provenance)
+    model.network.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
     return model.eval()
 
 

@@ -21,10 +21,10 @@ from click.testing import CliRunner
 
 import zoo_core
 from zoo_core.audio import read_audio
-from zoo_core.catalogue import DONE, FAILED, STARTED, Decision, Manifest, decide, record, run_settings, shard
+from zoo_core.manifest import DONE, FAILED, STARTED, Decision, Manifest, decide, record, run_settings, shard
 from zoo_core.cli import main
-from zoo_core.cli.runner import load_for_inference
-from zoo_core.separate import separate
+import zoo_core
+from zoo_core.separation import separate
 
 # --------------------------------------------------------------------------------------------------- rules
 
@@ -197,7 +197,7 @@ def catalogue(clip_path, weights_mirror, tmp_path_factory):
     manifest = out / "manifest.jsonl"
     environment = _environment(weights_mirror, root / "home")
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                "-m", "zoo_core.separate", str(inputs), "-o", str(out), "-q"]
+                "-m", "zoo_core.cli", "separate", str(inputs), "-o", str(out), "-q"]
 
     stopped = subprocess.Popen(torchrun, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
@@ -287,7 +287,7 @@ def _sha256(path: Path) -> str:
 def test_a_rerun_with_other_output_settings_redoes_the_file_and_says_what_differs(zoo, tdc17_torchscript, tmp_path):
     """Into one -o, each run changes what defines the outputs; each redoes the file, says so in one line, and
     writes what a separation with exactly those settings gives. The same settings again skip."""
-    from zoo_core.hosts import open_artifact
+    import zoo_core
     from zoo_core.weights import cached_path
 
     song, out = tmp_path / "song.wav", tmp_path / "out"
@@ -299,8 +299,8 @@ def test_a_rerun_with_other_output_settings_redoes_the_file_and_says_what_differ
     # round(0.5 * 9) = 4 of them shared; the default is the 63-hop training window (1.463 s) sharing 0.25 of it
     hops = round(0.2 * 44100 / 1024)
     short, segment, overlap = ["--segment", "0.2", "--overlap", "0.5"], f"{hops * 1024 / 44100:.4g} s", f"{round(0.5 * hops) / hops:.3g}"
-    fp32, bf16 = (load_for_inference("tdc-17", "cpu", precision) for precision in ("fp32", "bf16"))
-    exported = open_artifact(tdc17_torchscript)
+    fp32, bf16 = (zoo_core.load("tdc-17", device="cpu", precision=precision) for precision in ("fp32", "bf16"))
+    exported = zoo_core.load(tdc17_torchscript)
     steps = [  # each changes one setting or two from the step before
         (["--bits", "16"], "bits float -> 16", fp32, {}),
         (["--bits", "16", "--precision", "bf16"], "precision fp32 -> bf16", bf16, {}),

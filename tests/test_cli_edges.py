@@ -21,7 +21,7 @@ import zoo_core
 from zoo_core.cli import main
 from zoo_core.cli.runner import ProgressDisplay
 from zoo_core.export.inspect import load_torchscript
-from zoo_core.weights import import_checkpoint, load_model
+from zoo_core.weights import import_checkpoint
 
 ZOO = [sys.executable, "-m", "zoo_core.cli"]
 
@@ -178,20 +178,20 @@ def test_integer_formats_report_clipping_and_float_keeps_every_value(zoo, tmp_pa
 
 def test_import_accepts_a_state_dict_saved_from_svs_zoo_python(tmp_path):
     torch.manual_seed(3)
-    model = zoo_core.create_model("tfc-tdf-small")  # what a user saves: torch.save(model.state_dict(), ...)
+    model = zoo_core.load("tfc-tdf-small", init=True)  # what a user saves: torch.save(model.state_dict(), ...)
     torch.save(model.state_dict(), tmp_path / "mine.pt")
     import_checkpoint(tmp_path / "mine.pt", "tfc-tdf-small", variant="mine")
-    loaded = load_model("tfc-tdf-small:mine")
-    assert loaded.weights_info["layout"] == "svs-zoo"
-    for key, value in model.unet.state_dict().items():
-        assert torch.equal(loaded.unet.state_dict()[key], value), key
+    loaded = zoo_core.load("tfc-tdf-small:mine")
+    assert loaded.provenance.layout == "svs-zoo"
+    for key, value in model.network.state_dict().items():
+        assert torch.equal(loaded.network.state_dict()[key], value), key
 
 
 @pytest.mark.slow
 def test_export_takes_any_cached_variant_a_weights_file_or_initialised_parameters(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(4)
-    torch.save(zoo_core.create_model("tdf-17").state_dict(), tmp_path / "run.pt")
+    torch.save(zoo_core.load("tdf-17", init=True).state_dict(), tmp_path / "run.pt")
     runner = CliRunner()
     imported = runner.invoke(main, ["import", "run.pt", "--model", "tdf-17", "--variant", "mine"])
     assert imported.exit_code == 0, imported.stderr
@@ -239,17 +239,17 @@ def test_a_lightning_checkpoint_under_a_users_name_separates_with_its_own_framin
     hyper_parameters = {"n_fft": 4096, "hop_length": 1024, "num_frame": 128} if records else None
     _lightning_file(tmp_path / "copy.ckpt", state_dict_reference, hyper_parameters)
     import_checkpoint(tmp_path / "copy.ckpt", "tfc-tdf-large", variant="mine")
-    mine = load_model("tfc-tdf-large:mine")
+    mine = zoo_core.load("tfc-tdf-large:mine")
     assert (mine.n_fft, mine.hop_length, mine.center) == (4096, 1024, True)
-    reference = zoo_core.create_model("tfc-tdf-large:epoch2007").eval()
-    reference.unet.load_state_dict(mine.unet.state_dict())
+    reference = zoo_core.load("tfc-tdf-large:epoch2007", init=True).eval()
+    reference.network.load_state_dict(mine.network.state_dict())
     mixture = torch.randn(1, 2, 30_000, generator=torch.Generator().manual_seed(1)) * 0.1
     with torch.inference_mode():
         expected = reference(mixture)
         peak = expected.abs().max()
         torch.testing.assert_close(mine(mixture), expected, rtol=0, atol=1e-5 * peak)
-        paper_framing = zoo_core.create_model("tfc-tdf-large").eval()
-        paper_framing.unet.load_state_dict(mine.unet.state_dict())
+        paper_framing = zoo_core.load("tfc-tdf-large", init=True).eval()
+        paper_framing.network.load_state_dict(mine.network.state_dict())
         assert (paper_framing(mixture) - expected).abs().max() > 0.1 * peak  # the framing matters
 
 
@@ -276,8 +276,8 @@ def test_weights_of_unknown_framing_are_refused_not_guessed(state_dict_reference
     layout: nothing says how it was framed."""
     from zoo_core.errors import ZooError
 
-    torch.save({"state_dict": _in_lightning_layout(zoo_core.create_model("tdc-17").unet.state_dict())}, tmp_path / "odd.ckpt")
+    torch.save({"state_dict": _in_lightning_layout(zoo_core.load("tdc-17", init=True).network.state_dict())}, tmp_path / "odd.ckpt")
     with pytest.raises(ZooError, match="cannot tell which STFT settings .* say it with --stft"):
         import_checkpoint(tmp_path / "odd.ckpt", "tdc-17", variant="odd")
     import_checkpoint(tmp_path / "odd.ckpt", "tdc-17", variant="odd", stft="top1")
-    assert load_model("tdc-17:odd").hop_length == 1024
+    assert zoo_core.load("tdc-17:odd").hop_length == 1024

@@ -21,7 +21,7 @@ import zoo_core
 from zoo_core.export.artifact import SeparatorArtifact
 from zoo_core.export.inspect import inspect_artifact
 from zoo_core.export.torchscript import export_torchscript
-from zoo_core.separate import SeparationOptions
+from zoo_core.separation import SeparationSettings
 
 HOST_SOURCE = Path(__file__).resolve().parent.parent / "examples" / "cpp_host"
 BATCH_SIZE = 4
@@ -64,7 +64,7 @@ def clip_wav(clip_path: Path, tmp_path_factory) -> Path:
 def python_stems(tdc17, clip_wav: Path) -> torch.Tensor:
     """The Python separation of the WAV, through the same chunked method and its default segment/overlap."""
     audio, _ = soundfile.read(clip_wav, dtype="float32", always_2d=True)
-    artifact = SeparatorArtifact(tdc17, *SeparationOptions().geometry(tdc17))  # the exporter's defaults
+    artifact = SeparatorArtifact(tdc17, *SeparationSettings().geometry(tdc17))  # the exporter's defaults
     with torch.no_grad():
         return artifact.separate_chunked(torch.from_numpy(audio.T.copy())[None], artifact.segment_samples,
                                          artifact.overlap_samples, BATCH_SIZE)[0]
@@ -161,11 +161,11 @@ def test_host_writes_every_stem_of_a_four_stem_v3_model(host_binary, clip_wav, t
     """TFC-TDF-UNet v3 (4 stems, the lowest 2048 bins kept): the TorchScript file from `zoo export` writes one WAV
     per stem named in its metadata, each equal to Python's chunked separation."""
     torch.manual_seed(5)
-    model = zoo_core.create_model("tfc-tdf-v3-small").eval()
+    model = zoo_core.load("tfc-tdf-v3-small", init=True).eval()
     path = tmp_path / "v3.ts.pt"
     export_torchscript(model, zoo_core.get_entry("tfc-tdf-v3-small"), path, check_lengths=[2049, 3079, 20000])
     audio, _ = soundfile.read(clip_wav, dtype="float32", always_2d=True)
-    artifact = SeparatorArtifact(model, *SeparationOptions().geometry(model))
+    artifact = SeparatorArtifact(model, *SeparationSettings().geometry(model))
     with torch.no_grad():
         expected = artifact.separate_chunked(torch.from_numpy(audio.T.copy())[None], artifact.segment_samples,
                                              artifact.overlap_samples, BATCH_SIZE)[0]
@@ -186,7 +186,7 @@ def test_host_writes_every_stem_of_a_four_stem_v3_model(host_binary, clip_wav, t
 def test_host_takes_seconds_and_a_fraction_like_zoo_separate(host_binary, torchscript_artifact, tdc17, clip_wav, tmp_path):
     """1.5 s at 44.1 kHz is 64.6 hops of 1024: 65 hops, 66560 samples; half of 65 hops is 32.5, which Python's
     round() (half to even) makes 32 hops, 32768 samples: the rule of `zoo separate --segment 1.5 --overlap 0.5`."""
-    segment, overlap = SeparationOptions(segment=1.5, overlap=0.5).geometry(tdc17)
+    segment, overlap = SeparationSettings(segment=1.5, overlap=0.5).geometry(tdc17)
     assert (segment, overlap) == (66560, 32768)
     audio, _ = soundfile.read(clip_wav, dtype="float32", always_2d=True)
     artifact = SeparatorArtifact(tdc17, segment, overlap)

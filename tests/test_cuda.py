@@ -18,9 +18,9 @@ import torch
 
 import zoo_core
 from zoo_core.export.torchscript import exact_float32, export_torchscript
-from zoo_core.hosts import open_artifact
+import zoo_core
 from zoo_core.inference import optimize
-from zoo_core.separate import separate
+from zoo_core.separation import separate
 
 pytestmark = [
     pytest.mark.cuda,
@@ -65,7 +65,7 @@ def test_eager_separation_on_cuda_equals_cpu(tdc17_top1, mixture):
 
 def test_v3_on_cuda_equals_cpu(mixture):
     torch.manual_seed(0)
-    model = zoo_core.create_model("tfc-tdf-v3-small").eval()
+    model = zoo_core.load("tfc-tdf-v3-small", init=True).eval()
     expected = on_cpu(model, mixture)
     with exact_float32(), torch.no_grad():
         actual = separate(optimize(model.to("cuda")), mixture, 44100)
@@ -74,7 +74,7 @@ def test_v3_on_cuda_equals_cpu(mixture):
 
 def test_torchscript_file_separates_on_cuda(tdc17_top1, tdc17_torchscript, mixture):
     expected = on_cpu(tdc17_top1, mixture)
-    hosted = open_artifact(tdc17_torchscript, "cuda")
+    hosted = zoo_core.load(tdc17_torchscript, device="cuda")
     with exact_float32(), torch.no_grad():
         actual = separate(hosted, mixture, 44100)
     assert_stems_close(actual, expected)
@@ -96,7 +96,7 @@ def test_aoti_package_compiled_for_cuda_separates_on_cuda(tdc17_top1, mixture, t
                          check_frames=[1, 3, 8])
     assert result.metadata["device"] == "cuda"
     expected = on_cpu(tdc17_top1, mixture)
-    hosted = open_artifact(result.path, "cuda")
+    hosted = zoo_core.load(result.path, device="cuda")
     with exact_float32(), torch.no_grad():
         actual = separate(hosted, mixture, 44100)
     assert_stems_close(actual, expected)

@@ -17,9 +17,9 @@ from click.testing import CliRunner
 
 from zoo_core.audio import MUSDB_STEMS, read_stems
 from zoo_core.cli import main
-from zoo_core.cli.runner import load_for_inference
+import zoo_core
 from zoo_core.evaluate import aggregate, track_summary
-from zoo_core.separate import separate
+from zoo_core.separation import separate
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_stem_file_layout_sdr_only_json_and_plot(zoo, tmp_path, clip_path, clip_
     vocals = track["median_over_frames"]["vocals"]["SDR"]
     # the score of the default separation of the stream-0 mixture, by museval's own code (independent of
     # svs-zoo's fast SDR); --method authors reproducing the authors' figure is in test_reproduce.py
-    estimate = separate(load_for_inference("tdc-17", "cpu"), torch.from_numpy(clip_stems["mixture"]), 44100)
+    estimate = separate(zoo_core.load("tdc-17", device="cpu", precision="fp32"), torch.from_numpy(clip_stems["mixture"]), 44100)
     frames = museval.evaluate(clip_stems["vocals"].T[None].astype(np.float64),
                               estimate["vocals"].numpy().T[None].astype(np.float64), win=44100, hop=44100)[0][0]
     assert vocals == pytest.approx(np.median(frames[np.isfinite(frames)]), abs=1e-6)

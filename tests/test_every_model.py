@@ -196,7 +196,7 @@ def clip_wav(clip_path, tmp_path_factory) -> Path:
 def seeded(name: str):
     """The model as `zoo export --init` builds it after ``torch.manual_seed(SEED)``."""
     torch.manual_seed(SEED)
-    return zoo_core.create_model(name).eval()
+    return zoo_core.load(name, init=True).eval()
 
 
 def expected_stems(name: str, clip_wav: Path) -> dict[str, np.ndarray]:
@@ -266,14 +266,14 @@ def test_info(name: str):
 @pytest.mark.parametrize("name", MODELS)
 def test_separate(name: str, clip_wav: Path, tmp_path: Path, monkeypatch):
     """`zoo separate -m NAME` with seeded parameters in place of weights (most models have none offline)."""
-    import zoo_core.weights
+    import zoo_core.loading
+    from zoo_core.registry import build_model
 
-    def load_model(model_name, variant=None, device="cpu"):
-        model = seeded(model_name.partition(":")[0])
-        model.weights_info = {"model": name, "variant": f"seed{SEED}"}
-        return model
+    def from_cache(model_name, variant=None):
+        torch.manual_seed(SEED)
+        return build_model(model_name.partition(":")[0], provenance=zoo_core.WeightsProvenance(name, f"seed{SEED}"))
 
-    monkeypatch.setattr(zoo_core.weights, "load_model", load_model)
+    monkeypatch.setattr(zoo_core.loading, "_from_cache", from_cache)
     separate_and_compare(name, clip_wav, tmp_path, EAGER_TOLERANCE, "-m", name)
 
 
@@ -313,7 +313,7 @@ def test_family_members_are_their_representatives_network_at_another_size():
 
     def classes(name: str) -> set[str]:
         with torch.device("meta"):  # the modules without the arithmetic of initialising them
-            model = zoo_core.create_model(name)
+            model = zoo_core.load(name, init=True)
         return {f"{type(m).__module__}.{type(m).__qualname__}" for m in model.modules()}
 
     for name in MODELS:

@@ -17,7 +17,7 @@ from zoo_core.cli import main
 from zoo_core.errors import ZooError
 from zoo_core.export.inspect import inspect_artifact, load_torchscript
 from zoo_core.export.torchscript import export_torchscript
-from zoo_core.separate import SeparationOptions
+from zoo_core.separation import SeparationSettings
 
 
 def small_lengths(model) -> list[int]:
@@ -41,14 +41,14 @@ def tdc17_artifact(tdc17_torchscript) -> Path:
 
 def test_metadata_describes_weights_and_contract(tdc17_artifact: Path, tdc17):
     module, metadata = load_torchscript(tdc17_artifact)
-    assert metadata["weights"]["sha256"] == tdc17.weights_info["sha256"]
+    assert metadata["weights"]["sha256"] == tdc17.provenance.sha256
     assert metadata["weights"]["variant"] == "top1"
     assert metadata["entry"]["name"] == "tdc-17" and metadata["entry"]["variants"]["top1"]["file"]
     assert metadata["stems"] == ["vocals", "accompaniment"] == module.stems()
     assert metadata["stft"] == {**metadata["stft"], "n_fft": 2048, "hop_length": 1024, "center": False}
     assert metadata["torch_version"] == str(torch.__version__)
     assert metadata["svs_zoo_version"] == zoo_core.__version__
-    segment, overlap = SeparationOptions().geometry(tdc17)  # the defaults of `zoo separate`
+    segment, overlap = SeparationSettings().geometry(tdc17)  # the defaults of `zoo separate`
     assert metadata["chunked"]["segment"] == module.default_segment() == segment
     assert metadata["chunked"]["overlap"] == module.default_overlap() == overlap
 
@@ -82,8 +82,8 @@ class ScriptOnlyDrift(nn.Module):
 
 
 def test_refuses_to_write_when_scripted_disagrees(tmp_path: Path):
-    model = zoo_core.create_model("tdf-17").eval()
-    model.unet.output_activation = ScriptOnlyDrift()
+    model = zoo_core.load("tdf-17", init=True).eval()
+    model.network.output_activation = ScriptOnlyDrift()
     path = tmp_path / "drift.ts.pt"
     path.write_bytes(b"previous artifact")
     with pytest.raises(ZooError, match="differs from eager") as info:
@@ -94,7 +94,7 @@ def test_refuses_to_write_when_scripted_disagrees(tmp_path: Path):
 
 
 def test_unwritable_paths_fail_before_any_work(tmp_path: Path):
-    model = zoo_core.create_model("tdf-17")
+    model = zoo_core.load("tdf-17", init=True)
     entry = zoo_core.get_entry("tdf-17")
     (tmp_path / "a-file").write_text("")
     with pytest.raises(ZooError, match="is a file, not a folder"):
@@ -106,7 +106,7 @@ def test_unwritable_paths_fail_before_any_work(tmp_path: Path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
 def test_cuda_without_cuda_is_a_clear_error(tmp_path: Path):
-    model = zoo_core.create_model("tdf-17")
+    model = zoo_core.load("tdf-17", init=True)
     with pytest.raises(ZooError, match="CUDA not available"):
         export_torchscript(model, zoo_core.get_entry("tdf-17"), tmp_path / "x.ts.pt", device="cuda")
     assert list(tmp_path.iterdir()) == []
@@ -114,7 +114,7 @@ def test_cuda_without_cuda_is_a_clear_error(tmp_path: Path):
 
 @pytest.mark.slow
 def test_frozen_export_is_named_for_its_device(tmp_path: Path):
-    model = zoo_core.create_model("tdf-17").eval()
+    model = zoo_core.load("tdf-17", init=True).eval()
     result = export_torchscript(
         model, zoo_core.get_entry("tdf-17"), tmp_path / "vocals.ts.pt", freeze=True, check_lengths=small_lengths(model)
     )

@@ -8,6 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import zoo_core
 from zoo_core.cli import main
 
 
@@ -43,10 +44,10 @@ def test_the_package_compiles_the_optimised_core_and_it_matches_eager():
     import zoo_core
     from zoo_core.export.aoti import SpectrogramCore, mixture_image, optimized_core
     from zoo_core.export.torchscript import TOLERANCE, relative_error
-    from zoo_core.inference import DenseUnit
+    from zoo_unet.optimize import DenseUnit
 
     torch.manual_seed(0)
-    model = zoo_core.create_model("tdc-17").eval()
+    model = zoo_core.load("tdc-17", init=True).eval()
     core = optimized_core(model, torch.device("cpu"))
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in core.modules())  # folded into the convolutions
     assert any(isinstance(m, DenseUnit) for m in core.modules())

@@ -16,13 +16,14 @@ from click.testing import CliRunner
 from torch import Tensor, nn
 
 import zoo_core
+from zoo_core.registry import build_model
 from zoo_core.cli import main
 from zoo_core.errors import ZooError
 from zoo_core.export.aoti import SpectrogramCore, host_settings
 from zoo_core.export.inspect import inspect_artifact, load_onnx
 from zoo_core.export.onnx import OPSET, check_onnx_available, export_onnx
-from zoo_core.hosts import open_artifact
-from zoo_core.separate import SeparationOptions
+import zoo_core
+from zoo_core.separation import SeparationSettings
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +39,11 @@ def test_metadata_round_trips_through_metadata_props(tdc17_onnx, tdc17_top1):
     session, metadata = load_onnx(tdc17_onnx.path)
     assert metadata == tdc17_onnx.metadata
     assert metadata["format"] == "onnx" and metadata["onnx"]["opset"] == OPSET
-    assert metadata["weights"]["sha256"] == tdc17_top1.weights_info["sha256"]
+    assert metadata["weights"]["sha256"] == tdc17_top1.provenance.sha256
     assert metadata["stft"] == {"n_fft": 2048, "hop_length": 1024, "center": False, "frames": 64, "bins": 1025,
                                 "window": "hann (periodic)"}
     assert (metadata["representation"], metadata["model_stems"], metadata["time_factor"]) == ("cac", ["vocals"], 1)
-    assert metadata["chunked"]["segment"] == SeparationOptions().geometry(tdc17_top1)[0]
+    assert metadata["chunked"]["segment"] == SeparationSettings().geometry(tdc17_top1)[0]
     proto = onnx.load(str(tdc17_onnx.path))
     flat = {prop.key: prop.value for prop in proto.metadata_props}
     assert {key: flat[key] for key in host_settings(metadata)} == host_settings(metadata)
@@ -75,10 +76,10 @@ def test_fewer_bins_and_two_stems_follow_the_contract(clip_excerpt: Tensor, tmp_
     entry = dataclasses.replace(zoo_core.get_entry("tdc-17"), name="tdc-17-two-stems", stems=("vocals", "drums"))
     stft = dataclasses.replace(entry.stft_for(None), bins=769)  # of 1025; 768 = 3 * 2^8 halves 8 times
     torch.manual_seed(0)
-    model = zoo_core.create_model(entry, stft=stft).eval()
+    model = build_model(entry, stft=stft).eval()
     result = export_onnx(model, entry, tmp_path / "two-stems.onnx", check_frames=[1, 3, 8])
     assert result.metadata["stft"]["bins"] == 769 and result.metadata["stems"] == ["vocals", "drums"]
-    hosted = open_artifact(result.path)
+    hosted = zoo_core.load(result.path)
     assert hosted.stems == ["vocals", "drums"]
     with torch.no_grad():
         expected = model(clip_excerpt)
@@ -102,8 +103,8 @@ class OnnxOnlyDrift(nn.Module):
 
 
 def test_unexportable_core_is_refused_with_the_reason(tmp_path: Path, capfd):
-    model = zoo_core.create_model("tdc-17").eval()
-    model.unet.output_activation = Cummax()
+    model = zoo_core.load("tdc-17", init=True).eval()
+    model.network.output_activation = Cummax()
     with pytest.raises(ZooError) as info:
         export_onnx(model, zoo_core.get_entry("tdc-17"), tmp_path / "x.onnx")
     message = str(info.value)
@@ -114,8 +115,8 @@ def test_unexportable_core_is_refused_with_the_reason(tmp_path: Path, capfd):
 
 
 def test_refuses_to_write_when_onnx_runtime_disagrees(tmp_path: Path):
-    model = zoo_core.create_model("tdc-17").eval()
-    model.unet.output_activation = OnnxOnlyDrift()
+    model = zoo_core.load("tdc-17", init=True).eval()
+    model.network.output_activation = OnnxOnlyDrift()
     path = tmp_path / "drift.onnx"
     path.write_bytes(b"previous file")
     with pytest.raises(ZooError, match="ONNX Runtime output differs from eager") as info:

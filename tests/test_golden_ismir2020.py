@@ -48,10 +48,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from zoo_core.builtin import builtin_registry_path
 import zoo_core
 from zoo_core.cli import main
 from zoo_core.inference import optimize
-from zoo_core.registry import builtin_registry_path, count_parameters, create_model, entries_from_toml
+from zoo_core.registry import count_parameters, entries_from_toml
 from zoo_core.weights import import_checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ismir2020"
@@ -176,7 +177,7 @@ def test_every_paper_model_has_a_golden_fixture():
 @pytest.mark.parametrize("name", GOLDEN)
 def test_trainable_parameters_equal_the_authors_construction(name):
     fixture = read_fixture(name)
-    assert count_parameters(create_model(fixture["model"])) == fixture["trainable_parameters"]
+    assert count_parameters(zoo_core.load(fixture["model"], init=True)) == fixture["trainable_parameters"]
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in GOLDEN])
@@ -186,8 +187,8 @@ def test_imported_model_reproduces_the_authors_output(name, tmp_path):
     path = write_authors_file(fixture, tmp_path)
 
     import_checkpoint(path, fixture["model"], VARIANT, stft=stft_option(fixture))
-    model = zoo_core.load_model(f"{fixture['model']}:{VARIANT}")
-    assert (model.weights_info["format"], model.weights_info["layout"]) == (fixture["file_format"], fixture["generation"])
+    model = zoo_core.load(f"{fixture['model']}:{VARIANT}")
+    assert (model.provenance.format, model.provenance.layout) == (fixture["file_format"], fixture["generation"])
     assert (model.n_fft, model.hop_length, model.settings.frames, model.center) == framing(fixture)
 
     image = to_our_layout(regenerate_input(fixture), fixture["generation"])
@@ -202,7 +203,7 @@ def test_imported_model_reproduces_the_authors_output(name, tmp_path):
 def test_optimized_model_reproduces_the_authors_output_in_float32(name, tmp_path):
     fixture = read_fixture(name)
     import_checkpoint(write_authors_file(fixture, tmp_path), fixture["model"], VARIANT, stft=stft_option(fixture))
-    fast = optimize(zoo_core.load_model(f"{fixture['model']}:{VARIANT}"))
+    fast = optimize(zoo_core.load(f"{fixture['model']}:{VARIANT}"))
     image = to_our_layout(regenerate_input(fixture), fixture["generation"])
     expected = to_our_layout(authors_output(fixture), fixture["generation"])
     with torch.inference_mode():
@@ -219,7 +220,7 @@ def test_zoo_import_cli_reproduces_the_authors_output(tmp_path):
     path = write_authors_file(fixture, tmp_path)
     result = CliRunner().invoke(main, ["import", str(path), "--model", fixture["model"], "--variant", VARIANT])
     assert result.exit_code == 0, result.output
-    model = zoo_core.load_model(f"{fixture['model']}:{VARIANT}")
+    model = zoo_core.load(f"{fixture['model']}:{VARIANT}")
     expected = to_our_layout(authors_output(fixture), "lightning").double()
     ours = spectrogram_estimate(model, to_our_layout(regenerate_input(fixture), "lightning"))
     assert (ours - expected).abs().max().item() <= TOLERANCE

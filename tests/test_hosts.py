@@ -18,7 +18,7 @@ import torch
 from click.testing import CliRunner
 
 from zoo_core.cli import main
-from zoo_core.separate import separate
+from zoo_core.separation import separate
 
 TOLERANCE = 1e-4  # max absolute difference, float32 WAV outputs
 SECONDS = 3
@@ -82,8 +82,8 @@ def test_aoti_package_separates_like_eager(tdc17_aoti_package, clip_wav, eager_s
     assert_outputs_match(tmp_path, eager_stems)
 
 
-MODEL_CODE = ("zoo_core.model", "zoo_core.framing", "zoo_core.registry", "zoo_core.plugins", "zoo_core.weights",
-              "zoo_core.inference", "zoo_core.architectures", "zoo_core.layers", "zoo_unet", "zoo_tdc")
+MODEL_CODE = ("zoo_core.model", "zoo_core.registry", "zoo_core.plugins", "zoo_core.weights",
+              "zoo_core.inference", "zoo_core.architectures", "zoo_unet", "zoo_tfc_tdf_v3")
 
 RUN_AND_LIST_MODULES = """
 import json, sys
@@ -98,7 +98,8 @@ print(json.dumps({"exit": code, "modules": sorted(m for m in sys.modules if m.st
 
 
 def test_onnx_path_imports_no_model_code(onnx_file, clip_wav, tmp_path):
-    """Only the file's metadata drives the separation: no model, framing, registry or plugin module loads."""
+    """Only the file's metadata drives the separation: no model, registry, weights or plugin module loads (the
+    host composes the spectrogram pipeline, `zoo_core.framing`, configured by the metadata alone)."""
     command = [sys.executable, "-c", RUN_AND_LIST_MODULES, "separate", str(clip_wav), "--artifact", str(onnx_file),
                "-o", str(tmp_path), "-q"]
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
@@ -148,3 +149,81 @@ def test_a_file_that_is_not_an_export_is_one_error_line(clip_wav, tmp_path):
         assert result.exit_code == 2, name
         assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "out").exists()
+
+
+# ---- the framing contract, against an independent numpy definition ---------------------------------------
+
+
+def _numpy_padding(samples: int, n_fft: int, hop: int, center: bool, factor: int) -> tuple[int, int]:
+    """The contract's padding (docs/deployment.md): the fewest frames, a multiple of the core's time factor,
+    that cover every sample; uncentred frames lead with n_fft - hop zeros."""
+    left = 0 if center else n_fft - hop
+    frames = factor
+    while True:
+        total = hop * (frames - 1) + (0 if center else n_fft)
+        if total >= samples + left + (0 if center else left):
+            return left, total - samples - left
+        frames += factor
+
+
+def _numpy_stft(x: np.ndarray, n_fft: int, hop: int, center: bool) -> np.ndarray:
+    """``[C, N]`` → ``[C, n_fft/2+1, T]``: periodic Hann, reflection by n_fft/2 when centred."""
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+    if center:
+        x = np.pad(x, ((0, 0), (n_fft // 2, n_fft // 2)), mode="reflect")
+    frames = 1 + (x.shape[1] - n_fft) // hop
+    return np.stack([np.fft.rfft(x[:, t * hop : t * hop + n_fft] * window) for t in range(frames)], axis=-1)
+
+
+def _numpy_istft(spec: np.ndarray, n_fft: int, hop: int, center: bool, length: int) -> np.ndarray:
+    """Weighted overlap-add divided by the summed squared window where it is above float32's tiny."""
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+    frames = spec.shape[-1]
+    full = n_fft + hop * (frames - 1)
+    signal = np.zeros((spec.shape[0], full))
+    norm = np.zeros(full)
+    for t in range(frames):
+        signal[:, t * hop : t * hop + n_fft] += np.fft.irfft(spec[:, :, t], n=n_fft) * window
+        norm[t * hop : t * hop + n_fft] += window**2
+    start = n_fft // 2 if center else 0
+    signal, norm = signal[:, start : start + length], norm[start : start + length]
+    return signal / np.where(norm > np.finfo(np.float32).tiny, norm, 1.0)
+
+
+@pytest.mark.parametrize("center", [True, False])
+@pytest.mark.parametrize("representation", ["cac", "magnitude"])
+def test_the_host_framing_follows_the_contract_as_numpy_defines_it(center, representation):
+    """What an exported file's metadata promises (docs/deployment.md), written once more in numpy: the image a
+    core gets (the lowest ``bins`` bins as [Re L, Im L, Re R, Im R], or magnitudes) and the waveform its
+    estimate becomes (zeros above ``bins``, the mixture's phase for magnitudes, inverse STFT, cropped)."""
+    from zoo_core.hosts.spectral import FramingContract, SpectralHost
+
+    n_fft, hop, bins, factor, samples = 256, 64, 100, 4, 3001
+    metadata = {"sample_rate": 8000, "stft": {"n_fft": n_fft, "hop_length": hop, "center": center, "frames": 16,
+                                              "bins": bins}, "representation": representation, "time_factor": factor,
+                "model_stems": ["vocals", "other"]}
+    seen = []
+
+    def core(image: torch.Tensor) -> torch.Tensor:  # stem k is (k + 1) / 4 of the image
+        seen.append(image.double().numpy())
+        return torch.stack([image * 0.25, image * 0.5], 1)
+
+    host = SpectralHost(core, FramingContract.from_metadata(metadata, "test"))
+    mixture = np.random.default_rng(3).standard_normal((2, samples))
+    out = host(torch.from_numpy(mixture).float()[None])[0].double().numpy()
+
+    left, right = _numpy_padding(samples, n_fft, hop, center, factor)
+    spec = _numpy_stft(np.pad(mixture, ((0, 0), (left, right))), n_fft, hop, center)
+    assert spec.shape[-1] % factor == 0
+    kept = spec[:, :bins]
+    if representation == "cac":
+        image = np.stack([kept[0].real, kept[0].imag, kept[1].real, kept[1].imag])
+    else:
+        image = np.abs(kept)
+    scale = np.abs(image).max()
+    assert np.abs(seen[0][0] - image).max() < 1e-5 * scale
+    for index, gain in enumerate((0.25, 0.5)):
+        estimate = np.zeros_like(spec)
+        estimate[:, :bins] = gain * kept  # a CaC image scaled, or magnitudes scaled with the mixture's phase
+        expected = _numpy_istft(estimate, n_fft, hop, center, samples + left + right)[:, left : left + samples]
+        assert np.abs(out[index] - expected).max() < 1e-5 * np.abs(mixture).max()

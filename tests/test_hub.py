@@ -19,19 +19,19 @@ def test_pretrained_entry_loads_the_authors_weights(weights_mirror: Path, monkey
     monkeypatch.setenv("ZOO_WEIGHTS_MIRROR", str(weights_mirror))
     model = torch.hub.load(str(ROOT), "tdc_17", source="local", pretrained=True)
     assert isinstance(model, zoo_core.SeparationModel) and not model.training
-    assert model.weights_info["model"] == "tdc-17" and model.weights_info["variant"] == "top1"
+    assert model.provenance.model == "tdc-17" and model.provenance.variant == "top1"
     original = torch.load(weights_mirror / "cac_tdc_17_vocals_top1.pt", map_location="cpu", weights_only=True)
-    state = model.unet.state_dict()
+    state = model.network.state_dict()
     assert all(torch.equal(state[name], tensor) for name, tensor in original.items())
     top2 = torch.hub.load(str(ROOT), "tdc_17", source="local", variant="top2")
-    assert top2.weights_info["variant"] == "top2"
+    assert top2.provenance.variant == "top2"
 
 
 def test_untrained_entry_builds_initialised_parameters():
     model = torch.hub.load(str(ROOT), "tfc_tdf_small", source="local", pretrained=False)
     assert isinstance(model, zoo_core.SeparationModel) and not model.training
-    assert getattr(model, "weights_info", None) is None
-    assert zoo_core.count_parameters(model) == zoo_core.count_parameters(zoo_core.create_model("tfc-tdf-small"))
+    assert model.provenance is None
+    assert zoo_core.count_parameters(model) == zoo_core.count_parameters(zoo_core.load("tfc-tdf-small", init=True))
     with torch.no_grad():
         assert model(torch.zeros(1, 2, 3000)).shape == (1, 1, 2, 3000)
 
@@ -80,4 +80,4 @@ def test_the_documented_calls_run_as_written_on_this_checkout(weights_mirror: Pa
             model = eval(f"torch.hub.load(root, {arguments})", {"torch": torch, "root": str(ROOT)})  # noqa: S307
             assert isinstance(model, zoo_core.SeparationModel) and not model.training, (name, arguments)
             if "pretrained=False" not in arguments:
-                assert model.weights_info["variant"] == ("top2" if "top2" in arguments else "top1"), arguments
+                assert model.provenance.variant == ("top2" if "top2" in arguments else "top1"), arguments

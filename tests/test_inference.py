@@ -12,7 +12,8 @@ import zoo_core
 from zoo_core.audio import read_stems
 from zoo_core.errors import ZooError
 from zoo_core.export.deprecation import torchscript_deprecation_silenced
-from zoo_core.inference import fold_batchnorm, optimize
+from zoo_core.inference import optimize
+from zoo_unet.optimize import fold_batchnorm
 from zoo_core.metrics import sdr
 from zoo_core.reproduce import separate_like_authors
 
@@ -67,7 +68,7 @@ def test_batchnorm_folds_exactly_into_the_convolution(conv, affine):
     ids=lambda value: {True: "channels-last", False: "nchw"}.get(value, value) if isinstance(value, bool) else value,
 )
 def test_optimized_float32_equals_the_reference(name, channels_last):
-    model = with_trained_statistics(zoo_core.create_model(name))
+    model = with_trained_statistics(zoo_core.load(name, init=True))
     fast = optimize(model, channels_last=channels_last)
     # the shortest input that fills time_factor frames; batch 1 in NCHW takes the preallocated-buffer path
     batch = 2 if channels_last else 1
@@ -85,7 +86,7 @@ def test_optimized_float32_equals_the_reference(name, channels_last):
 
 @pytest.mark.parametrize("name", ["tdc-17", "tfc-tdf-small", "tdc-rnn"])
 def test_optimized_model_scripts_and_matches_eager(name):
-    fast = optimize(with_trained_statistics(zoo_core.create_model(name)))
+    fast = optimize(with_trained_statistics(zoo_core.load(name, init=True)))
     with torchscript_deprecation_silenced():
         scripted = torch.jit.script(fast)
     x = 0.1 * torch.randn(1, 2, 3 * fast.n_fft + 17, generator=torch.Generator().manual_seed(3))
@@ -102,8 +103,8 @@ def clip(clip_path) -> tuple[torch.Tensor, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def tdc17_top1(weights_mirror) -> zoo_core.SeparationModel:
-    model = zoo_core.create_model("tdc-17:top1")
-    model.unet.load_state_dict(
+    model = zoo_core.load("tdc-17:top1", init=True)
+    model.network.load_state_dict(
         torch.load(weights_mirror / "cac_tdc_17_vocals_top1.pt", map_location="cpu", weights_only=True)
     )
     return model.eval()
@@ -129,8 +130,8 @@ def test_original_weights_keep_the_authors_sdr_and_bf16_stays_within_0_05_db(tdc
 
 
 def test_bad_arguments_are_one_line_errors():
-    model = zoo_core.create_model("tdc-17")
+    model = zoo_core.load("tdc-17", init=True)
     with pytest.raises(ZooError, match="float32 or torch.bfloat16"):
         optimize(model, torch.float16)
     with pytest.raises(ZooError, match="takes a SeparationModel"):
-        optimize(model.unet)
+        optimize(model.network)

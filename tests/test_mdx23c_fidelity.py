@@ -33,7 +33,7 @@ import torch
 import zoo_core
 from zoo_core.audio import read_audio
 from zoo_core.inference import optimize
-from zoo_core.registry import architecture_for, get_entry
+from zoo_core.registry import architecture_for, build_model, get_entry
 from zoo_core.weights.convert import convert
 from zoo_tfc_tdf_v3.convert import from_reference, network_kwargs, to_reference_key
 from zoo_tfc_tdf_v3.network import TFCTDFv3Net, optimize_v3
@@ -112,7 +112,7 @@ REGISTRY_PARAMETERS = {
 @pytest.mark.parametrize("name", sorted(REGISTRY_PARAMETERS))
 def test_registry_entries_count_what_the_reference_builds(name):
     with torch.device("meta"):
-        model = zoo_core.create_model(name)
+        model = zoo_core.load(name, init=True)
     assert zoo_core.count_parameters(model) == REGISTRY_PARAMETERS[name] == get_entry(name).parameters
 
 
@@ -166,8 +166,8 @@ def test_the_registry_model_matches_the_reference_output(name, clip_path):
     entry = get_entry(REGISTRY_MODEL[name])
     converted = convert(reference_weights(spec), name, architecture_for(entry).convert)
     assert converted.layout == "mdx23c"
-    model = zoo_core.create_model(entry).eval()
-    model.unet.load_state_dict(converted.tensors, strict=True)
+    model = build_model(entry).eval()
+    model.network.load_state_dict(converted.tensors, strict=True)
     instruments = spec["config"]["training"]["instruments"]
     # the checkpoint's order; the 2-stem config's "other" is everything but the vocals
     assert model.stems == (instruments if len(instruments) == 4 else ["vocals", "instrumental"])

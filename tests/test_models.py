@@ -10,7 +10,7 @@ import torch
 
 import zoo_core
 from zoo_core.errors import ConfigError
-from zoo_core.registry import ModelEntry, count_parameters, create_model, get_entry
+from zoo_core.registry import ModelEntry, count_parameters, get_entry
 
 # trainable parameters, and where each count comes from. Three are printed by the authors' notebooks (their
 # saved outputs, ../shared/reference/ismir2020-models.md §4.1); every one of the nine is also counted on the
@@ -33,7 +33,7 @@ GOLDEN_FIXTURES = Path(__file__).parent / "fixtures" / "ismir2020"
 
 @pytest.mark.parametrize("name", sorted(PAPER_PARAMETERS))
 def test_parameter_count_is_exact(name):
-    model = create_model(name)
+    model = zoo_core.load(name, init=True)
     assert count_parameters(model) == PAPER_PARAMETERS[name]
     assert get_entry(name).parameters == PAPER_PARAMETERS[name]
 
@@ -61,7 +61,7 @@ def _reference_keys(state_dict_reference, file_name):
 
 def _our_keys(model, renames=()):
     keys = {}
-    for name, tensor in model.unet.state_dict().items():
+    for name, tensor in model.network.state_dict().items():
         for ours, theirs in renames:
             name = name.replace(ours, theirs)
         keys[name] = tuple(tensor.shape)
@@ -71,7 +71,7 @@ def _our_keys(model, renames=()):
 def test_tdc17_state_dict_is_the_original(state_dict_reference):
     """Same tensor names and shapes as the authors' released TDC-17 checkpoints (716 tensors)."""
     reference = _reference_keys(state_dict_reference, "ismir_tdc_17.json")
-    ours = _our_keys(create_model("tdc-17"))
+    ours = _our_keys(zoo_core.load("tdc-17", init=True))
     assert len(reference) == 716
     assert ours == reference
 
@@ -83,11 +83,11 @@ def test_tdc17_state_dict_is_the_original(state_dict_reference):
 def test_tfc_tdf_shapes_match_the_originals(state_dict_reference, model, file_name):
     """Only the TDF's attribute names differ from the original ISMIR code (tif.tif → tdf.mlp)."""
     reference = _reference_keys(state_dict_reference, file_name)
-    assert _our_keys(create_model(model), [(".tdf.mlp.", ".tif.tif.")]) == reference
+    assert _our_keys(zoo_core.load(model, init=True), [(".tdf.mlp.", ".tif.tif.")]) == reference
 
 
 def test_window_is_not_in_the_state_dict():
-    model = create_model("tfc-tdf-small")
+    model = zoo_core.load("tfc-tdf-small", init=True)
     assert not [k for k in model.state_dict() if "window" in k]
     assert model.stft.window.shape == (2048,)
 
@@ -102,12 +102,12 @@ LEVEL_SHAPES = {  # (frames, bins) per encoder level then the middle, from ismir
 
 @pytest.mark.parametrize("name", sorted(LEVEL_SHAPES))
 def test_level_shapes(name):
-    assert create_model(name).unet.config.level_shapes() == LEVEL_SHAPES[name]
+    assert zoo_core.load(name, init=True).network.config.level_shapes() == LEVEL_SHAPES[name]
 
 
 def test_tdf_bottleneck_units():
     """u = max(F // 16, 16): 64 at 1024 bins, 16 at 8 bins (the TDF of the deepest 17-block decoder)."""
-    unet = create_model("tfc-tdf-17").unet
+    unet = zoo_core.load("tfc-tdf-17", init=True).network
     assert unet.encoders[0].tdf.mlp[0].weight.shape == (64, 1024)
     assert unet.decoders[0].tdf.mlp[0].weight.shape == (16, 8)
 
@@ -115,7 +115,7 @@ def test_tdf_bottleneck_units():
 @pytest.mark.parametrize("name", sorted(PAPER_PARAMETERS))
 def test_scripted_equals_eager_on_three_lengths(name):
     torch.manual_seed(0)
-    model = create_model(name).eval()
+    model = zoo_core.load(name, init=True).eval()
     scripted = torch.jit.script(model)
     hop = model.hop_length
     # shorter than one STFT frame, not a multiple of the hop, and an exact number of hops
@@ -157,7 +157,7 @@ def _entry(**changes) -> ModelEntry:
 )
 def test_invalid_hyper_parameters_fail_at_build_time(changes, message):
     with pytest.raises(ConfigError, match=message):
-        create_model(_entry(**changes))
+        zoo_core.load(_entry(**changes), init=True)
 
 
 def test_block_rejects_unknown_argument():
@@ -165,14 +165,14 @@ def test_block_rejects_unknown_argument():
     bad = ModelEntry(name="x", block="tdc", architecture=dict(entry.architecture),
                      block_args={"layerz": 3}, stft=entry.stft)
     with pytest.raises(ConfigError, match="tdc.*layerz.*did you mean 'layers'"):
-        create_model(bad)
+        zoo_core.load(bad, init=True)
 
 
 def test_architecture_rejects_unknown_option_and_wrong_type():
     entry = get_entry("tdc-17")
     typo = ModelEntry(name="x", block="tdc", architecture={**entry.architecture, "chanels": 8}, stft=entry.stft)
     with pytest.raises(ConfigError, match="unknown argument 'chanels' \\(did you mean 'channels'\\?\\)"):
-        create_model(typo)
+        zoo_core.load(typo, init=True)
     wrong = ModelEntry(name="x", block="tdc", architecture={**entry.architecture, "n_blocks": "17"}, stft=entry.stft)
     with pytest.raises(ConfigError, match="n_blocks must be a int"):
-        create_model(wrong)
+        zoo_core.load(wrong, init=True)

@@ -15,7 +15,7 @@ from zoo_core.audio import read_audio
 from zoo_core.cli import main
 from zoo_core.cli.stream import stream_stems
 from zoo_core.errors import ZooError
-from zoo_core.separate import separate_file
+from zoo_core.separation import separate_file
 from zoo_core.stream import StreamingSeparator
 
 FOUR = ["vocals", "bass", "drums", "other"]
@@ -26,7 +26,7 @@ DEMUCS_MP3_BITRATE = 320_000  # demucs' --mp3-bitrate default (320 kbps), what i
 def four_stem_model():
     """tfc-tdf-v3-small (four stems) with seeded parameters: no weights are released for it."""
     torch.manual_seed(0)
-    return zoo_core.create_model("tfc-tdf-v3-small").eval()
+    return zoo_core.load("tfc-tdf-v3-small", init=True).eval()
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_zoo_stream_defaults_to_the_karaoke_track_of_every_model_with_vocals(fou
         stems = ["drums", "bass"]
 
     assert stream_stems(four_stem_model, None) == ["accompaniment"]
-    assert stream_stems(zoo_core.create_model("tdf-17"), None) == ["accompaniment"]
+    assert stream_stems(zoo_core.load("tdf-17", init=True), None) == ["accompaniment"]
     assert stream_stems(NoVocals(), None) == ["drums"]  # nothing to subtract: the first stem
     assert stream_stems(four_stem_model, ["drums", "accompaniment"]) == ["drums", "accompaniment"]
 

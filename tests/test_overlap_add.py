@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from zoo_core.export.artifact import SeparatorArtifact
-from zoo_core.separate import OverlapAdd, separate
+from zoo_core.separation import OverlapAdd, separate
 
 
 def respond(segment: np.ndarray) -> np.ndarray:

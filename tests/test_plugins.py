@@ -48,14 +48,18 @@ def run_cli(*args: str):
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_builtin_blocks_are_plugins():
+def test_each_builtin_family_is_one_plugin_with_its_blocks_and_models():
     cat = get_catalogue()
-    assert {"tdf", "tdc", "tfc", "tfc-tdf", "tdc-rnn", "tfc-rnn"} <= set(cat.blocks)
-    for name in ("tdf", "tdc", "tfc", "tfc-tdf", "tdc-rnn", "tfc-rnn"):
-        status = cat.plugins.statuses[name]
+    families = {"unet": {"tdf", "tdc", "tfc", "tfc-tdf", "tdc-rnn", "tfc-rnn"}, "tfc-tdf-v3": {"tfc-tdf-v3"}}
+    for plugin, blocks in families.items():
+        status = cat.plugins.statuses[plugin]
         assert status.distribution == "svs-zoo" and status.loaded
-        assert status.hooks == ["register_blocks"]
-        assert cat.blocks[name].plugin == name
+        assert sorted(status.hooks) == ["register_architectures", "register_blocks", "register_models"]
+        assert {name for name, block in cat.blocks.items() if block.plugin == plugin} == blocks
+        assert cat.architectures[plugin].plugin == plugin
+        models = {name for name, entry in cat.models.items() if entry.source == plugin}
+        assert models and all(cat.models[name].architecture_name == plugin for name in models)
+    assert {entry.source for entry in cat.models.values()} == set(families)
 
 
 def test_core_never_imports_a_block_plugin():
@@ -78,7 +82,7 @@ def test_broken_import_is_reported_and_the_rest_load(plugin_dir):
 def test_malformed_block_is_reported_and_skipped(plugin_dir):
     install_fake_plugin(plugin_dir, "odd-plugin", "odd", "zoo_odd_plugin", """
         from zoo_core import BlockType, hookimpl
-        from zoo_core.layers import DenseConvStack
+        from zoo_unet.layers import DenseConvStack
 
         @hookimpl
         def register_blocks(register):
@@ -95,27 +99,28 @@ def test_malformed_block_is_reported_and_skipped(plugin_dir):
 def test_two_plugins_claiming_one_block_name_is_an_error_naming_both(plugin_dir):
     install_fake_plugin(plugin_dir, "copycat", "copycat", "zoo_copycat_plugin", """
         from zoo_core import BlockType, hookimpl
-        from zoo_tdc import build_tdc
+        from zoo_unet.tdc import build_tdc
 
         @hookimpl
         def register_blocks(register):
             register(BlockType(name="tdc", build=build_tdc, sampling="frequency"))
     """)
-    with pytest.raises(PluginError, match=r"'tdc'.*plugin 'tdc' \(svs-zoo .*\).*plugin 'copycat' \(copycat 1.0\)"):
+    with pytest.raises(PluginError, match=r"'tdc'.*plugin 'unet' \(svs-zoo .*\).*plugin 'copycat' \(copycat 1.0\)"):
         zoo_core.list_models()
     code, out, err = run_cli("list")
     assert code == 2
     assert err.count("\n") == 1 and "copycat" in err and "ZOO_DISABLE_PLUGINS" in err
 
 
-def test_disable_plugins_environment_variable(monkeypatch):
-    monkeypatch.setenv("ZOO_DISABLE_PLUGINS", "tdc, tdf")
+def test_disabling_a_family_plugin_removes_its_models_with_no_orphan(monkeypatch):
+    monkeypatch.setenv("ZOO_DISABLE_PLUGINS", "unet")
     cat = get_catalogue()
-    assert "tdc" not in cat.blocks and "tdf" not in cat.blocks
-    assert cat.plugins.statuses["tdc"].disabled
-    assert "tdc-17" not in zoo_core.list_models() and "tfc-tdf-17" in zoo_core.list_models()
+    assert "tdc" not in cat.blocks and "unet" not in cat.architectures
+    assert cat.plugins.statuses["unet"].disabled
+    assert "tdc-17" not in zoo_core.list_models() and "mdx23c-vocals" in zoo_core.list_models()
+    assert cat.hidden == {}  # its models went with it: none is left behind as unavailable
     code, out, err = run_cli("info", "tdc-17")
-    assert code == 2 and "unavailable" in err
+    assert code == 2 and "unknown model 'tdc-17'" in err
 
 
 def test_unknown_hook_is_caught_by_check_pending(plugin_dir):
@@ -184,7 +189,7 @@ def test_third_party_plugin_appears_everywhere(installed_example):
 def test_third_party_model_builds_scripts_and_runs(installed_example):
     code = textwrap.dedent("""
         import json, torch, zoo_core
-        model = zoo_core.create_model("plain-tfc-tdf-small").eval()
+        model = zoo_core.load("plain-tfc-tdf-small", init=True).eval()
         x = torch.randn(1, 2, 50000)
         with torch.inference_mode():
             y = model(x)
@@ -206,9 +211,9 @@ def test_third_party_architecture_builds_scripts_separates_and_exports(installed
     separation of a file (one file per stem) and the TorchScript export with its checks."""
     code = textwrap.dedent(f"""
         import json, numpy, soundfile, torch, zoo_core
-        from zoo_core.separate import separate_file
+        from zoo_core.separation import separate_file
         from zoo_core.export.torchscript import export_torchscript
-        model = zoo_core.create_model("plain-tfc-tdf-mdx").eval()
+        model = zoo_core.load("plain-tfc-tdf-mdx", init=True).eval()
         x = torch.randn(1, 2, 30000)
         with torch.inference_mode():
             y = model(x)
@@ -312,7 +317,7 @@ def test_info_shows_what_any_architecture_describes_and_export_refuses_what_it_d
 def test_a_declared_refusal_must_name_an_export_format_and_say_why_in_one_line():
     from zoo_core import Architecture, BlockType
     from zoo_core.errors import ConfigError
-    from zoo_tdc import build_tdc
+    from zoo_unet.tdc import build_tdc
 
     with pytest.raises(ConfigError, match="unsupported names 'tflite'; export formats are torchscript, aoti, onnx"):
         BlockType(name="tdc-a", build=build_tdc, unsupported={"tflite": "no such format here"}).validate()

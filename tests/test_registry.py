@@ -11,7 +11,7 @@ from click.testing import CliRunner
 import zoo_core
 from zoo_core.cli import main
 from zoo_core.errors import RegistryError, UnknownModelError
-from zoo_core.registry import builtin_registry_path, entries_from_toml, reset_catalogue, resolve
+from zoo_core.registry import builtin_entries, entries_from_toml, reset_catalogue, resolve
 
 LIST_FIELDS = {"name", "block", "parameters", "n_fft", "hop_length", "frames", "representation", "weights",
                "paper_sdr", "plugin"}
@@ -38,14 +38,14 @@ def write_registry(tmp_path: Path, text: str) -> Path:
 GOOD_EXTRA = """
 [models.tiny-tdc]
 block = "tdc"
-architecture = { n_blocks = 3, sampling = "frequency" }
+architecture = { name = "unet", n_blocks = 3, sampling = "frequency" }
 stft = { n_fft = 256, hop_length = 64, frames = 16, center = true }
 """
 
 
 def test_builtin_registry_parses():
-    entries = entries_from_toml(builtin_registry_path())
-    assert len(entries) >= 9
+    entries = builtin_entries("unet") + builtin_entries("tfc-tdf-v3")
+    assert len(entries) >= 9 and {e.architecture_name for e in entries} == {"unet", "tfc-tdf-v3"}
     large = next(e for e in entries if e.name == "tfc-tdf-large")
     assert large.default_variant == "paper" and set(large.variants) == {"paper", "epoch2007"}
     assert large.stft_for(large.variant("epoch2007")).hop_length == 1024
@@ -90,7 +90,7 @@ def test_list_table_shows_stems_and_plugins_when_wide(monkeypatch):
     code, out, _ = run_cli("list")
     header = out.splitlines()[0].split()
     assert code == 0 and "plugin" in header and "stems" in header
-    assert next(line for line in out.splitlines() if line.startswith("tdc-17 ")).split()[-1] == "tdc"
+    assert next(line for line in out.splitlines() if line.startswith("tdc-17 ")).split()[-1] == "unet"
 
 
 def test_info_shows_entry_and_resolved_architecture():
@@ -118,9 +118,9 @@ def test_unknown_model_is_one_line_with_suggestions_and_exit_2():
 def test_name_with_variant_resolves_and_carries_stft():
     entry, variant = resolve("tfc-tdf-large:epoch2007")
     assert variant.layout == "lightning"
-    model = zoo_core.create_model("tfc-tdf-large:epoch2007")
+    model = zoo_core.load("tfc-tdf-large:epoch2007", init=True)
     assert (model.hop_length, model.center) == (1024, True)
-    assert zoo_core.create_model("tfc-tdf-large").hop_length == 2048
+    assert zoo_core.load("tfc-tdf-large", init=True).hop_length == 2048
 
 
 def test_extra_registry_adds_models(tmp_path, monkeypatch):
@@ -136,7 +136,7 @@ def test_extra_registry_adds_models(tmp_path, monkeypatch):
         ('[models.x]\nblock = "tdc"\n\n[models.x.stft]\nn_fft = 2048\ncentre = true\n',
          r"extra.toml:6: models.x.stft.centre: unknown field \(did you mean 'center'\?\)"),
         ('[models.x]\nblock = "tdc"\ndefault_variant = "best"\n', r"extra.toml:3: models.x.default_variant: 'best' is not"),
-        ('[models.x]\ndescription = "no block"\n', r"extra.toml:1: models.x: missing required field 'block'"),
+        ('[models.x]\nblock = "tdc"\n', r"extra.toml:1: models.x.architecture: missing required field 'name'"),
         ('[models.x]\nblock = "tdc"\n[models.x.architecture]\nrepresentation = "phase"\n',
          r"extra.toml:4: models.x.architecture.representation: must be one of"),
         ('[models.x\nblock = "tdc"\n', r"extra.toml: invalid TOML: .*line 1"),
@@ -159,4 +159,4 @@ def test_duplicate_model_name_is_an_error(tmp_path, monkeypatch):
     path = write_registry(tmp_path, GOOD_EXTRA.replace("tiny-tdc", "tdc-17"))
     monkeypatch.setenv("ZOO_REGISTRY", str(path))
     code, _, err = run_cli("list")
-    assert code == 2 and "'tdc-17' is defined by both svs-zoo and" in err
+    assert code == 2 and "'tdc-17' is defined by both unet and" in err

@@ -11,12 +11,12 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
-from zoo_core import create_model
+import zoo_core
 from zoo_core.audio import read_stems
 from zoo_core.cli import main
 from zoo_core.errors import ZooError
 from zoo_core.reproduce import separate_like_authors
-from zoo_core.weights import load_model
+import zoo_core
 
 # the authors' own code on this clip (original-reference-run.md), museval v4, 1-s frames: median vocal SDR with
 # the sum-of-stems mixture, given to 4 decimals; top1's six per-frame SDRs, to 3 decimals; top1's median with the
@@ -42,9 +42,9 @@ def mirror(weights_mirror, monkeypatch):
 
 @pytest.mark.parametrize("variant", sorted(AUTHORS_SDR))
 def test_released_tdc17_weights_load_strictly_and_unchanged(mirror, variant):
-    model = load_model(f"tdc-17:{variant}")
+    model = zoo_core.load(f"tdc-17:{variant}")
     original = torch.load(mirror / f"cac_tdc_17_vocals_{variant}.pt", map_location="cpu", weights_only=True)
-    state = model.unet.state_dict()
+    state = model.network.state_dict()
     assert set(state) == set(original)
     for key, value in original.items():
         assert value.dtype == state[key].dtype and torch.equal(state[key], value), key
@@ -54,7 +54,7 @@ def test_released_tdc17_weights_load_strictly_and_unchanged(mirror, variant):
 @pytest.mark.parametrize("variant", sorted(AUTHORS_SDR))
 def test_authors_procedure_reproduces_their_sdr(mirror, clip, variant):
     mixture, vocals = clip
-    model = load_model("tdc-17", variant)
+    model = zoo_core.load("tdc-17", variant=variant)
 
     estimate = separate_like_authors(model, mixture)
 
@@ -92,7 +92,7 @@ def test_cli_separate_and_eval_with_the_authors_method_give_the_authors_figure(m
 def test_chunking_without_a_network_gives_the_mixture_back(clip):
     """With the U-Net bypassed, chunking, trimming and stitching must reconstruct the signal."""
     mixture, _ = clip
-    model = create_model("tdc-17")
+    model = zoo_core.load("tdc-17", init=True)
     model.core = lambda image: image.unsqueeze(1)  # the network bypassed: the mixture's image as the estimate
     for signal in (mixture, mixture[:, :56560], mixture[:, :1000]):  # a full useful chunk exactly, a short one
         restored = separate_like_authors(model, signal, batch_size=2)
@@ -101,7 +101,7 @@ def test_chunking_without_a_network_gives_the_mixture_back(clip):
 
 
 def test_bad_input_is_one_line_errors():
-    model = create_model("tdc-17")
+    model = zoo_core.load("tdc-17", init=True)
     with pytest.raises(ZooError, match=r"stereo tensor \[2, samples\]"):
         separate_like_authors(model, torch.zeros(1000))
     with pytest.raises(ZooError, match="floating point"):

@@ -16,6 +16,7 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
+import zoo_core
 from zoo_core.cli import main
 from zoo_core.devices import parse_device, resolve_device
 from zoo_core.errors import ZooError
@@ -203,13 +204,13 @@ def test_an_exported_file_cuts_a_segment_like_the_model_it_holds():
     import zoo_core
     from zoo_core.export.metadata import build_metadata
     from zoo_core.hosts import ArtifactModel, FramingContract
-    from zoo_core.separate import SeparationOptions
+    from zoo_core.separation import SeparationSettings
 
-    model = zoo_core.create_model("tfc-tdf-v3-small").eval()
+    model = zoo_core.load("tfc-tdf-v3-small", init=True).eval()
     metadata = build_metadata(model, zoo_core.get_entry("tfc-tdf-v3-small"), "onnx")
     exported = ArtifactModel(torch.nn.Identity(), metadata, Path("v3.onnx"), FramingContract.from_metadata(metadata, "v3.onnx"))
     for seconds in (1.0, 2.5, None):
-        options = SeparationOptions(segment=seconds)
+        options = SeparationSettings(segment=seconds)
         assert options.geometry(exported) == options.geometry(model), seconds
     # 1 s = 43.07 hops of 1024 -> 43 hops; 0.75 x 43 = 32.25 -> 32 hops (0.25 would give 11)
-    assert SeparationOptions(segment=1.0).geometry(exported) == (43 * 1024, 32 * 1024)
+    assert SeparationSettings(segment=1.0).geometry(exported) == (43 * 1024, 32 * 1024)

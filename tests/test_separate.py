@@ -13,7 +13,7 @@ from zoo_core.audio import read_audio, read_stems
 from zoo_core.chunking import overlap_weights, segment_starts
 from zoo_core.errors import ZooError
 from zoo_core.metrics import sdr
-from zoo_core.separate import OverlapAdd, SeparationOptions, separate, separate_file
+from zoo_core.separation import OverlapAdd, SeparationSettings, separate, separate_file
 
 # svs-zoo's default overlap-add, tdc-17 top1, stream-0 mixture: median vocal SDR on the clip (README; regression)
 OVERLAP_ADD_CLIP_SDR = 1.806
@@ -147,12 +147,12 @@ def test_bad_waveforms_are_refused(model):
 
 
 def test_geometry_is_on_the_frame_grid(model):
-    segment, overlap = SeparationOptions().geometry(model)
+    segment, overlap = SeparationSettings().geometry(model)
     assert segment % model.hop_length == 0 and overlap % model.hop_length == 0
     # the default segment is the training window: the model sees exactly its training frame count
     assert sum(model.padding(segment)) + segment == model.settings.window_samples
     assert overlap == round(0.25 * segment / model.hop_length) * model.hop_length
-    segment, overlap = SeparationOptions(segment=2.0, overlap=0.5).geometry(model)
+    segment, overlap = SeparationSettings(segment=2.0, overlap=0.5).geometry(model)
     assert segment == 86 * 1024 and overlap == 43 * 1024
 
 

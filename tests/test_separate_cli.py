@@ -12,8 +12,8 @@ import torch
 from click.testing import CliRunner
 
 from zoo_core.cli import main
-from zoo_core.cli.runner import load_for_inference
-from zoo_core.separate import separate
+import zoo_core
+from zoo_core.separation import separate
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_a_rerun_skips_what_the_manifest_records_and_other_outputs_need_force(zo
     assert forced.exit_code == 0, forced.stderr
     # rewritten: float now (the default), and the separation with the new segment settings, read back
     mixture = torch.from_numpy(sf.read(source, dtype="float32", always_2d=True)[0].T.copy())
-    expected = separate(load_for_inference("tdc-17", "cpu"), mixture, 48000, segment=0.5, overlap=0.5)
+    expected = separate(zoo_core.load("tdc-17", device="cpu", precision="fp32"), mixture, 48000, segment=0.5, overlap=0.5)
     for stem, path in outputs.items():
         assert sf.info(path).subtype == "FLOAT"
         rewritten = sf.read(path, dtype="float32", always_2d=True)[0].T

@@ -281,7 +281,7 @@ def test_a_failing_file_does_not_stop_the_queue_and_the_stems_are_served(home, m
 
 
 def test_queue_resumes_after_a_server_restart(home, mixture, clip_path, tdc17, tmp_path):
-    from zoo_core.separate import separate
+    from zoo_core.separation import separate
 
     work = tmp_path / "work"
     long_input = tmp_path / "long.wav"

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from zoo_core.audio import read_audio
 from zoo_core.errors import ZooError
-from zoo_core.separate import SeparationOptions, separate
+from zoo_core.separation import SeparationSettings, separate
 from zoo_core.stream import StreamingSeparator, options_for_latency, stream_latency
 
 
@@ -46,7 +46,7 @@ def _stream(separator: StreamingSeparator, blocks) -> dict[str, np.ndarray]:
 def test_stream_is_the_offline_separation_delayed_by_its_latency(tdc17, clip_path):
     mixture, rate = read_audio(clip_path)  # the whole clip, 44.1 kHz stereo: the model's own rate
     separator = StreamingSeparator(tdc17, rate, channels=2)
-    segment, _ = SeparationOptions().geometry(tdc17)
+    segment, _ = SeparationSettings().geometry(tdc17)
     assert separator.latency == segment - 1  # 64511 frames, 1.463 s
     streamed = _stream(separator, _random_blocks(mixture.T, seed=0, largest=3 * segment))
     offline = separate(tdc17, torch.from_numpy(mixture), rate)
@@ -60,10 +60,10 @@ def test_stream_is_the_offline_separation_delayed_by_its_latency(tdc17, clip_pat
 def test_resampled_mono_stream_with_a_latency_budget(tdc17, clip_path):
     mixture, rate = read_audio(clip_path)
     mono = soxr.resample(mixture[:, 4 * rate : 6 * rate].mean(axis=0), rate, 48000, "HQ").astype(np.float32)[:, None]
-    options = options_for_latency(tdc17, 0.5, 48000, SeparationOptions())
+    options = options_for_latency(tdc17, 0.5, 48000, SeparationSettings())
     separator = StreamingSeparator(tdc17, 48000, channels=1, options=options)
     assert separator.latency <= 0.5 * 48000
-    longer = SeparationOptions(options.segment + tdc17.hop_length / tdc17.sample_rate, options.overlap)
+    longer = SeparationSettings(options.segment + tdc17.hop_length / tdc17.sample_rate, options.overlap)
     assert stream_latency(tdc17, 48000, longer) > 0.5 * 48000  # the longest segment that fits was chosen
     streamed = _stream(separator, _random_blocks(mono, seed=1, largest=20_000))
     offline = separate(tdc17, torch.from_numpy(mono.T.copy()), 48000, segment=options.segment, overlap=options.overlap)
@@ -82,7 +82,7 @@ class _Identity(torch.nn.Module):
 
 
 def test_state_stays_bounded_over_a_long_stream():
-    options = SeparationOptions(segment=8 * 1024 / 44100, overlap=0.25)
+    options = SeparationSettings(segment=8 * 1024 / 44100, overlap=0.25)
     separator = StreamingSeparator(_Identity(), 48000, channels=2, options=options)  # resampling both ways
     rng = np.random.default_rng(2)
     held = []
@@ -98,7 +98,7 @@ def test_state_stays_bounded_over_a_long_stream():
 def test_batched_segments_add_their_strides_to_the_latency():
     audio = np.random.default_rng(4).standard_normal((200_000, 2)).astype(np.float32)
     for batch in (1, 3):
-        options = SeparationOptions(segment=8 * 1024 / 44100, overlap=0.25, batch_size=batch)
+        options = SeparationSettings(segment=8 * 1024 / 44100, overlap=0.25, batch_size=batch)
         separator = StreamingSeparator(_Identity(), 44100, channels=2, options=options)
         assert separator.latency == 8 * 1024 + (batch - 1) * 6 * 1024 - 1  # segment + (batch - 1) * stride - 1
         out = _stream(separator, _random_blocks(audio, seed=batch, largest=30_000))["vocals"]
@@ -107,8 +107,8 @@ def test_batched_segments_add_their_strides_to_the_latency():
 
 def test_latency_below_two_hops_and_pushing_after_flush_are_refused(tdc17):
     with pytest.raises(ZooError, match="minimum of 0.046 s"):
-        options_for_latency(tdc17, 0.01, 44100, SeparationOptions())
-    separator = StreamingSeparator(tdc17, 44100, channels=2, options=options_for_latency(tdc17, 0.1, 44100, SeparationOptions()))
+        options_for_latency(tdc17, 0.01, 44100, SeparationSettings())
+    separator = StreamingSeparator(tdc17, 44100, channels=2, options=options_for_latency(tdc17, 0.1, 44100, SeparationSettings()))
     with pytest.raises(ZooError, match="\\[frames, 2\\]"):
         separator.push(np.zeros((10, 1), np.float32))
     separator.flush()

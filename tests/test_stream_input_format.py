@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from zoo_core.audio import read_audio
 from zoo_core.cli import main
-from zoo_core.separate import separate
+from zoo_core.separation import separate
 
 
 def _stream(args, data: bytes, weights_mirror, tmp_path) -> subprocess.CompletedProcess:

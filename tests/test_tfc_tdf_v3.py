@@ -59,17 +59,17 @@ def test_multi_target_spectrogram_loss_is_the_mean_over_every_stem():
     """The paper's loss extended to several targets: MSE between the network's images and each target's
     complex-as-channels image, computed here from torch.stft directly."""
     torch.manual_seed(0)
-    model = zoo_core.create_model("tfc-tdf-v3-small")
+    model = zoo_core.load("tfc-tdf-v3-small", init=True)
     mixture = torch.randn(1, 2, model.settings.window_samples) * 0.1
     targets = torch.randn(1, 4, 2, model.settings.window_samples) * 0.05
-    loss = compute_loss(model, model.unet, mixture, targets, "spec-mse", torch.autocast("cpu", enabled=False))
+    loss = compute_loss(model, model.network, mixture, targets, "spec-mse", torch.autocast("cpu", enabled=False))
 
     def image(waveform: torch.Tensor) -> torch.Tensor:  # [2, N] -> [4, 2048, T]: Re L, Im L, Re R, Im R
         spec = torch.stft(waveform, 4096, 1024, window=torch.hann_window(4096), center=True, return_complex=True)
         return torch.view_as_real(spec[:, :2048]).permute(0, 3, 1, 2).reshape(4, 2048, -1)
 
     with torch.no_grad():
-        estimate = model.unet(image(mixture[0])[None])[0]
+        estimate = model.network(image(mixture[0])[None])[0]
     expected = F.mse_loss(estimate, torch.stack([image(target) for target in targets[0]]))
     torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=0)
 
@@ -80,10 +80,10 @@ def test_a_checkpoint_in_the_public_naming_imports_and_separates_into_four_stems
     imported through the CLI with no hash known, then used by zoo separate."""
     torch.manual_seed(1)
     with torch.no_grad():
-        model = zoo_core.create_model("mdx23c-musdb18")
-        for parameter in model.unet.parameters():
+        model = zoo_core.load("mdx23c-musdb18", init=True)
+        for parameter in model.network.parameters():
             parameter.mul_(0.5)
-    torch.save(to_reference(model.unet.state_dict()), tmp_path / "model_mdx23c_ep_168_copy.ckpt")
+    torch.save(to_reference(model.network.state_dict()), tmp_path / "model_mdx23c_ep_168_copy.ckpt")
     del model
     imported = zoo("import", tmp_path / "model_mdx23c_ep_168_copy.ckpt", "--model", "mdx23c-musdb18")
     assert imported.exit_code == 0, imported.stderr

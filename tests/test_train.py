@@ -20,11 +20,12 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
+import zoo_core
 from zoo_core.audio import read_stems
 from zoo_core.cli import main
 from zoo_core.metrics import sdr
-from zoo_core.registry import create_model, entries_from_toml, reset_catalogue
-from zoo_core.separate import separate
+from zoo_core.registry import entries_from_toml, reset_catalogue
+from zoo_core.separation import separate
 from zoo_core.train import checkpoint
 from zoo_core.train.distributed import weights_digest
 
@@ -146,12 +147,12 @@ def test_training_lowers_the_loss_and_raises_the_clip_vocal_sdr(tiny, musdb, tmp
     assert name in listed.stdout
     imported = zoo("import", run / "model.safetensors", "--model", name, "--variant", variant)
     assert imported.exit_code == 0, imported.output
-    from zoo_core.weights import load_model
+    import zoo_core
 
-    model = load_model(f"{name}:{variant}")
+    model = zoo_core.load(f"{name}:{variant}")
     best = checkpoint.load(run / "checkpoints" / checkpoint.BEST)
     assert best["step"] == card["training"]["best_step"]
-    assert all(torch.equal(model.unet.state_dict()[k], v) for k, v in best["unet"].items())
+    assert all(torch.equal(model.network.state_dict()[k], v) for k, v in best["unet"].items())
     assert vocal_sdr(model, read_track(musdb / "train" / "valid")) == pytest.approx(card["training"]["valid_sdr"], abs=1e-6)
     exported = zoo("export", f"{name}:{variant}", "-o", tmp_path / "trained.ts.pt")
     assert exported.exit_code == 0 and "checks against eager passed" in exported.stdout, exported.output
@@ -242,9 +243,9 @@ def test_fine_tuning_starts_from_the_pulled_weights(musdb, weights_mirror, tmp_p
     (first,) = card["training"]["history"]
     assert first["step"] == 0
 
-    from zoo_core.weights import load_model
+    import zoo_core
 
-    pulled = load_model("tdc-17:top1")
+    pulled = zoo_core.load("tdc-17:top1")
     valid = read_track(musdb / "train" / "valid")
     kept = round(1.2 * RATE)
     start = (3 * RATE - kept) // 2  # --valid-seconds keeps the middle of the track
@@ -254,7 +255,7 @@ def test_fine_tuning_starts_from_the_pulled_weights(musdb, weights_mirror, tmp_p
     assert variant["license"] == "MIT" and "fine-tuned from tdc-17:top1" in variant["origin"]
     # before any step the weights written are the pulled ones
     written = checkpoint.load(run / "checkpoints" / checkpoint.BEST)["unet"]
-    assert weights_digest(written) == weights_digest(pulled.unet.state_dict())
+    assert weights_digest(written) == weights_digest(pulled.network.state_dict())
 
 
 @pytest.mark.slow
@@ -263,7 +264,7 @@ def test_two_process_ddp_on_cpu_keeps_every_rank_identical(tiny, musdb, tmp_path
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "zoo_core.train", "tiny", "--musdb", str(musdb), "-o", str(run), "--valid-track", "valid",
+        "-m", "zoo_core.cli", "train", "tiny", "--musdb", str(musdb), "-o", str(run), "--valid-track", "valid",
         "--steps", "3", "--batch-size", "2", "--valid-seconds", "1", "--workers", "0", "--device", "cpu",
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
@@ -280,18 +281,18 @@ def test_two_process_ddp_on_cpu_keeps_every_rank_identical(tiny, musdb, tmp_path
 def test_a_fresh_model_is_initialised_like_the_authors_code(tiny):
     from zoo_unet.initialisation import initialise
 
-    model = create_model("tiny")
-    initialise(model.unet)
-    matrices = [p for p in model.unet.parameters() if p.dim() >= 2 and p.numel() >= 2000]
+    model = zoo_core.load("tiny", init=True)
+    initialise(model.network)
+    matrices = [p for p in model.network.parameters() if p.dim() >= 2 and p.numel() >= 2000]
     assert len(matrices) >= 3
     for parameter in matrices:
         fan_in = parameter.shape[1] * parameter[0][0].numel()
         fan_out = parameter.shape[0] * parameter[0][0].numel()
         assert parameter.std().item() == pytest.approx(math.sqrt(2 / (fan_in + fan_out)), rel=0.15)
-    relu = create_model("tiny")
-    relu.unet.config = replace(relu.unet.config, output_activation="relu")
-    initialise(relu.unet)
-    big = max((p for p in relu.unet.parameters() if p.dim() >= 2), key=lambda p: p.numel())
+    relu = zoo_core.load("tiny", init=True)
+    relu.network.config = replace(relu.network.config, output_activation="relu")
+    initialise(relu.network)
+    big = max((p for p in relu.network.parameters() if p.dim() >= 2), key=lambda p: p.numel())
     fan_in = big.shape[1] * big[0][0].numel()
     assert big.std().item() == pytest.approx(math.sqrt(2 / fan_in), rel=0.15)
 

@@ -16,10 +16,11 @@ from click.testing import CliRunner
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+import zoo_core
 from zoo_core import get_entry
 from zoo_core.cli import main
 from zoo_core.errors import ZooError
-from zoo_core.weights import cached_path, import_checkpoint, load_model, pull, weights_status
+from zoo_core.weights import cached_path, import_checkpoint, pull, weights_status
 from zoo_core.weights import fetch
 
 TOP1 = "cac_tdc_17_vocals_top1.pt"
@@ -90,17 +91,17 @@ def test_load_model_pulls_once_and_reports_its_weights(mirror, no_network):
     entry = get_entry("tdc-17")
     assert weights_status(entry) == "3 downloadable"
 
-    model = load_model("tdc-17")
+    model = zoo_core.load("tdc-17")
 
     assert weights_status(entry) == "1 of 3 cached"
     assert not model.training
-    info = model.weights_info
+    info = model.provenance.as_dict()
     assert info["model"] == "tdc-17" and info["variant"] == "top1"
     assert info["sha256"] == hashlib.sha256(cached_path(entry, "top1").read_bytes()).hexdigest()
     assert (info["source_git_sha1"], info["format"], info["layout"]) == (TOP1_GIT_SHA1, "state_dict", "ismir2020")
     assert (model.n_fft, model.hop_length, model.center) == (2048, 1024, False)
     mtime = cached_path(entry, "top1").stat().st_mtime_ns
-    load_model("tdc-17", variant="top1", device=torch.device("cpu"))
+    zoo_core.load("tdc-17", variant="top1", device=torch.device("cpu"))
     assert cached_path(entry, "top1").stat().st_mtime_ns == mtime  # served from the cache
 
 
@@ -127,11 +128,11 @@ def test_corrupt_cache_file_is_detected_and_pull_repairs_it(mirror, no_network):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # truncated
 
     with pytest.raises(ZooError, match=r"corrupt.*run `zoo pull tdc-17:top1` again") as error:
-        load_model("tdc-17:top1")
+        zoo_core.load("tdc-17:top1")
     assert error.value.exit_code == 1
 
     pull("tdc-17:top1", progress=False)
-    assert load_model("tdc-17:top1").weights_info["variant"] == "top1"
+    assert zoo_core.load("tdc-17:top1").provenance.variant == "top1"
 
 
 def _record_execution(marker: str) -> None:
@@ -200,10 +201,10 @@ def test_network_download_is_verified_and_converted(weights_mirror, monkeypatch,
 
     monkeypatch.setattr(fetch, "_CHUNK", 50_000)
     monkeypatch.setattr(fetch.urllib.request, "urlopen", serve)
-    model = load_model("tdc-17:top1")
+    model = zoo_core.load("tdc-17:top1")
 
     assert urls == [get_entry("tdc-17").variants["top1"].url]
-    assert torch.equal(model.unet.first_conv[0].weight, original(weights_mirror)["first_conv.0.weight"])
+    assert torch.equal(model.network.first_conv[0].weight, original(weights_mirror)["first_conv.0.weight"])
 
 
 def test_unreachable_network_names_the_mirror_variable(monkeypatch, online):
@@ -212,7 +213,7 @@ def test_unreachable_network_names_the_mirror_variable(monkeypatch, online):
 
     monkeypatch.setattr(fetch.urllib.request, "urlopen", unreachable)
     with pytest.raises(ZooError) as error:
-        load_model("tdc-17:top2")
+        zoo_core.load("tdc-17:top2")
     message = str(error.value)
     assert "Name or service not known" in message and "\n" not in message
     assert "`zoo pull tdc-17:top2` when online" in message and "ZOO_WEIGHTS_MIRROR" in message
@@ -221,19 +222,19 @@ def test_unreachable_network_names_the_mirror_variable(monkeypatch, online):
 def test_offline_without_mirror_says_how_to_get_the_weights(monkeypatch, no_network):
     monkeypatch.setenv("ZOO_OFFLINE", "1")
     with pytest.raises(ZooError, match=r"not cached; run `zoo pull tdc-17:top3`.*ZOO_WEIGHTS_MIRROR"):
-        load_model("tdc-17", "top3")
+        zoo_core.load("tdc-17", variant="top3")
 
 
 def test_models_without_weights_and_unknown_variants(mirror):
     assert weights_status(get_entry("tfc-17")) == "none"
     with pytest.raises(ZooError, match="'tfc-17' has no released weights"):
-        load_model("tfc-17")
+        zoo_core.load("tfc-17")
     with pytest.raises(ZooError, match="no weights variant 'top9'"):
-        load_model("tdc-17:top9")
+        zoo_core.load("tdc-17:top9")
     with pytest.raises(ZooError, match="two variants"):
-        load_model("tdc-17:top1", variant="top2")
+        zoo_core.load("tdc-17:top1", variant="top2")
     with pytest.raises(ZooError, match="cannot use device"):
-        load_model("tdc-17", device="no-such-device")
+        zoo_core.load("tdc-17", device="no-such-device")
 
 
 def test_concurrent_pulls_produce_one_valid_file(mirror, no_network):
@@ -253,7 +254,7 @@ def test_concurrent_pulls_produce_one_valid_file(mirror, no_network):
 
     assert errors == [] and len(set(results)) == 1
     assert cache_files() == ["top2.safetensors", "top2.safetensors.sha256"]
-    state = load_model("tdc-17:top2").unet.state_dict()
+    state = zoo_core.load("tdc-17:top2").network.state_dict()
     assert all(torch.equal(state[k], v) for k, v in original(mirror, "cac_tdc_17_vocals_top2.pt").items())
 
 
@@ -262,10 +263,10 @@ def test_import_names_the_released_variant_or_a_new_one(weights_mirror, tmp_path
     shutil.copyfile(weights_mirror / "cac_tdc_17_vocals_top3.pt", copy)
 
     assert import_checkpoint(copy, "tdc-17").name == "top3.safetensors"
-    assert load_model("tdc-17:top3").weights_info["source_url"].endswith("cac_tdc_17_vocals_top3.pt")
+    assert zoo_core.load("tdc-17:top3").provenance.source_url.endswith("cac_tdc_17_vocals_top3.pt")
     assert import_checkpoint(copy, "tdc-17", variant="my-run").name == "my-run.safetensors"
-    mine = load_model("tdc-17:my-run")
-    assert mine.weights_info["source_url"] == copy.resolve().as_uri()
+    mine = zoo_core.load("tdc-17:my-run")
+    assert mine.provenance.source_url == copy.resolve().as_uri()
     with pytest.raises(ZooError, match="is not the released tdc-17:top1"):
         import_checkpoint(copy, "tdc-17", variant="top1")
     with pytest.raises(ZooError, match="invalid weights variant name"):
@@ -323,11 +324,11 @@ def test_import_of_a_safetensors_file_in_our_layout_keeps_its_stft(weights_mirro
     save_file(state, str(tmp_path / "model.safetensors"), metadata={"stft": json.dumps(stft)})
 
     import_checkpoint(tmp_path / "model.safetensors", "tdc-17", variant="run-1")
-    model = load_model("tdc-17:run-1")
+    model = zoo_core.load("tdc-17:run-1")
 
     assert model.hop_length == 512
-    assert (model.weights_info["format"], model.weights_info["layout"]) == ("safetensors", "svs-zoo")
-    assert all(torch.equal(model.unet.state_dict()[k], v) for k, v in state.items())
+    assert (model.provenance.format, model.provenance.layout) == ("safetensors", "svs-zoo")
+    assert all(torch.equal(model.network.state_dict()[k], v) for k, v in state.items())
 
 
 def test_after_an_import_the_model_name_alone_takes_the_cached_variant(tmp_path):
@@ -335,18 +336,18 @@ def test_after_an_import_the_model_name_alone_takes_the_cached_variant(tmp_path)
     import numpy as np
     import soundfile as sf
 
-    from zoo_core import create_model
+    import zoo_core
 
     runner = CliRunner()
     torch.manual_seed(8)
-    torch.save(create_model("tdf-17").unet.state_dict(), tmp_path / "a.pt")
+    torch.save(zoo_core.load("tdf-17", init=True).network.state_dict(), tmp_path / "a.pt")
     sf.write(tmp_path / "noise.wav", np.random.default_rng(0).standard_normal((22050, 2)).astype(np.float32) * 0.1, 44100)
     assert runner.invoke(main, ["import", str(tmp_path / "a.pt"), "--model", "tdf-17", "--variant", "mine"]).exit_code == 0
 
     separated = runner.invoke(main, ["separate", str(tmp_path / "noise.wav"), "-m", "tdf-17", "-o", str(tmp_path / "out"), "-q"])
     assert separated.exit_code == 0, separated.output
     assert sorted(p.name for p in (tmp_path / "out" / "tdf-17_mine" / "noise").iterdir()) == ["accompaniment.wav", "vocals.wav"]
-    assert load_model("tdf-17").weights_info["variant"] == "mine"
+    assert zoo_core.load("tdf-17").provenance.variant == "mine"
 
     assert runner.invoke(main, ["import", str(tmp_path / "a.pt"), "--model", "tdf-17", "--variant", "other"]).exit_code == 0
     ambiguous = runner.invoke(main, ["separate", str(tmp_path / "noise.wav"), "-m", "tdf-17", "-o", str(tmp_path / "again")])

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo_core
-from zoo_core.weights import import_checkpoint, load_model
+from zoo_core.weights import import_checkpoint
 
 LIGHTNING_TO_OURS = {"downsamplings": "downsampling", "upsamplings": "upsampling", "last_conv": "final_conv"}
 
@@ -55,12 +55,12 @@ def test_ismir_layouts_convert_by_renaming(model, reference, expected_format, st
     torch.save(original, path)
 
     cached = import_checkpoint(path, model)
-    loaded = load_model(f"{model}:imported")
+    loaded = zoo_core.load(f"{model}:imported")
 
     assert cached.name == "imported.safetensors"
-    assert loaded.weights_info["format"] == expected_format
-    assert loaded.weights_info["layout"] == "ismir2020"
-    ours = loaded.unet.state_dict()
+    assert loaded.provenance.format == expected_format
+    assert loaded.provenance.layout == "ismir2020"
+    ours = loaded.network.state_dict()
     assert len(ours) == len(original)
     for key, value in original.items():
         assert torch.equal(ours[ours_from_ismir(key)], value), key
@@ -69,7 +69,7 @@ def test_ismir_layouts_convert_by_renaming(model, reference, expected_format, st
 def test_tfc_tdf_large_dataparallel_keeps_the_model_stft(state_dict_reference, tmp_path):
     torch.save(synthetic_state_dict(state_dict_reference, "ismir_tfc_tdf_large"), tmp_path / "large.pt")
     import_checkpoint(tmp_path / "large.pt", "tfc-tdf-large", variant="mine")
-    model = load_model("tfc-tdf-large", variant="mine")
+    model = zoo_core.load("tfc-tdf-large", variant="mine")
     assert (model.n_fft, model.hop_length, model.center) == (4096, 2048, False)
 
 
@@ -113,10 +113,10 @@ def test_lightning_checkpoint_converts_and_computes_the_same(model, reference, h
     torch.save(checkpoint, tmp_path / "vocals_epoch=891.ckpt")
 
     import_checkpoint(tmp_path / "vocals_epoch=891.ckpt", model)
-    loaded = load_model(f"{model}:imported")
-    unet = loaded.unet
+    loaded = zoo_core.load(f"{model}:imported")
+    unet = loaded.network
 
-    assert loaded.weights_info["format"] == loaded.weights_info["layout"] == "lightning"
+    assert loaded.provenance.format == loaded.provenance.layout == "lightning"
     assert (loaded.n_fft, loaded.hop_length, loaded.settings.frames, loaded.center) == (
         hparams["n_fft"], hparams["hop_length"], hparams["num_frame"], True
     )
@@ -144,12 +144,12 @@ def test_lightning_checkpoint_converts_and_computes_the_same(model, reference, h
 def test_a_plain_state_dict_in_our_own_names_imports_unchanged(model, tmp_path):
     """The authors'-name renames are anchored at a block's attributes: our names never match them."""
     torch.manual_seed(0)
-    state = zoo_core.create_model(model).unet.state_dict()
+    state = zoo_core.load(model, init=True).network.state_dict()
     torch.save(state, tmp_path / "ours.pt")
     settings = zoo_core.get_entry(model).stft
     import_checkpoint(tmp_path / "ours.pt", model, "ours",
                       stft=f"hop_length={settings.hop_length},center={str(settings.center).lower()}")
-    loaded = load_model(f"{model}:ours").unet.state_dict()
+    loaded = zoo_core.load(f"{model}:ours").network.state_dict()
     assert list(loaded) == list(state)
     assert all(torch.equal(loaded[key], value) for key, value in state.items())
 
@@ -173,13 +173,13 @@ def _layout_case(layout: str, state_dict_reference: Path) -> tuple[str, dict[str
         }
     if layout == "svs-zoo":  # torch.save(model.state_dict()) of svs-zoo's own Python model
         torch.manual_seed(5)
-        ours = zoo_core.create_model("tfc-tdf-small").state_dict()
-        return "tfc-tdf-small", ours, {key.removeprefix("unet."): value for key, value in ours.items()}
+        ours = zoo_core.load("tfc-tdf-small", init=True).state_dict()
+        return "tfc-tdf-small", ours, {key.removeprefix("network."): value for key, value in ours.items()}
     # mdx23c: the reference TFC_TDF_net's names (their mapping is pinned by tests/test_mdx23c_fidelity.py)
     from zoo_tfc_tdf_v3.convert import to_reference
 
     torch.manual_seed(6)
-    ours = zoo_core.create_model("tfc-tdf-v3-small").unet.state_dict()
+    ours = zoo_core.load("tfc-tdf-v3-small", init=True).network.state_dict()
     return "tfc-tdf-v3-small", to_reference(ours), ours
 
 
@@ -210,9 +210,9 @@ def test_every_wrapper_and_prefix_is_read_for_every_layout(layout, wrapping, sta
     `model_state_dict`, `state`) with `module.`/`model.` prefixes, and safetensors files without metadata."""
     model, original, expected = _layout_case(layout, state_dict_reference)
     import_checkpoint(_write_wrapped(original, wrapping, tmp_path), model, "wrapped")
-    loaded = load_model(f"{model}:wrapped")
-    assert loaded.weights_info["layout"] == layout
-    ours = loaded.unet.state_dict()
+    loaded = zoo_core.load(f"{model}:wrapped")
+    assert loaded.provenance.layout == layout
+    ours = loaded.network.state_dict()
     assert set(expected) <= set(ours)
     for key, value in expected.items():
         assert torch.equal(ours[key], value), key
@@ -225,11 +225,30 @@ def test_a_model_with_one_framing_needs_no_stft(tmp_path):
     from zoo_core.cli import main
 
     torch.manual_seed(7)
-    state = zoo_core.create_model("tdf-17").unet.state_dict()  # our names: the paper's code names it the same
+    state = zoo_core.load("tdf-17", init=True).network.state_dict()  # our names: the paper's code names it the same
     torch.save(state, tmp_path / "tdf.pt")
     result = CliRunner().invoke(main, ["import", str(tmp_path / "tdf.pt"), "--model", "tdf-17"])
     assert result.exit_code == 0, result.output
     assert "STFT n_fft 2048, hop 1024, center=False (from tdf-17's only framing)" in result.stdout
-    loaded = load_model("tdf-17:imported")
+    loaded = zoo_core.load("tdf-17:imported")
     assert (loaded.n_fft, loaded.hop_length, loaded.center) == (2048, 1024, False)
-    assert all(torch.equal(loaded.unet.state_dict()[key], value) for key, value in state.items())
+    assert all(torch.equal(loaded.network.state_dict()[key], value) for key, value in state.items())
+
+
+def test_a_state_dict_saved_by_release_0_1_with_unet_keys_still_loads(tmp_path):
+    """Releases before 0.2 named the network ``unet``: ``torch.save(model.state_dict())`` from them keeps
+    importing (as the svs-zoo layout) and loading into a model directly."""
+    torch.manual_seed(5)
+    ours = zoo_core.load("tfc-tdf-small", init=True).state_dict()
+    old = {("unet." + key.removeprefix("network.")) if key.startswith("network.") else key: value
+           for key, value in ours.items()}
+    torch.save(old, tmp_path / "old.pt")
+    import_checkpoint(tmp_path / "old.pt", "tfc-tdf-small", "old")
+    loaded = zoo_core.load("tfc-tdf-small:old")
+    assert loaded.provenance.layout == "svs-zoo"
+    fresh = zoo_core.load("tfc-tdf-small", init=True)
+    fresh.load_state_dict(old)
+    for key, value in ours.items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+        if key.startswith("network."):
+            assert torch.equal(loaded.network.state_dict()[key.removeprefix("network.")], value), key

@@ -3,9 +3,9 @@
 Quick start::
 
     import zoo_core
-    zoo_core.list_models("tfc*")
-    model = zoo_core.create_model("tfc-tdf-large")      # initialised parameters
-    model = zoo_core.load_model("tdc-17:top1")          # with the authors' weights (pulled when needed)
+    zoo_core.list_models()
+    model = zoo_core.load("NAME:VARIANT")               # with its weights (pulled when needed)
+    model = zoo_core.load("NAME", init=True)            # initialised parameters
 
 The names below are imported on first use, not with the package: running an exported file
 (`zoo_core.hosts`) must not load the model code, the registry or the plugins.
@@ -21,6 +21,7 @@ __version__ = "0.1.0"  # the one place the version is written (pyproject.toml re
 # public name -> the module that defines it
 _EXPORTS = {
     "Architecture": "architectures",
+    "Conversion": "architectures",
     "NetworkContext": "architectures",
     "BlockContext": "blocks",
     "BlockType": "blocks",
@@ -30,11 +31,13 @@ _EXPORTS = {
     "SeparationModel": "model",
     "StftSettings": "model",
     "count_parameters": "registry",
-    "create_model": "registry",
+    "entries_from_toml": "registry",
+    "builtin_entries": "registry",
     "get_entry": "registry",
     "list_models": "registry",
     "resolve": "registry",
-    "load_model": "weights",
+    "load": "loading",
+    "WeightsProvenance": "provenance",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -9,8 +9,10 @@ evaluation, export and the C++ host work for every architecture without knowing 
 - has an int attribute ``time_factor``: the frame counts it accepts are its multiples;
 - is TorchScript-scriptable (``torch.jit.script``), so it can be exported for C++ hosts.
 
-Architectures built from intermediate blocks (the paper's U-Net, TFC-TDF-UNet v3) ask ``ctx.block(...)`` for
-each block; the entry's ``block`` and ``block_args`` choose which (see `zoo_core.blocks`).
+Architectures built from intermediate blocks ask ``ctx.block(...)`` for each block; the entry's ``block`` and
+``block_args`` choose which (see `zoo_core.blocks`). A family also brings what only it knows: converters from
+the tensor names of released checkpoints (`Conversion`), its exact inference rewrite (``optimize``) and its
+initialisation for training.
 """
 
 from __future__ import annotations
@@ -22,8 +24,7 @@ from torch import Tensor, nn
 
 from .blocks import BlockContext, BlockType
 from .errors import ConfigError
-from .options import Built
-DEFAULT_ARCHITECTURE = "unet"  # Choi et al., ISMIR 2020: the zoo's founding skeleton
+from .builders import Built
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,32 @@ class NetworkContext:
         return self.block_type.create(ctx, self.block_args)
 
 
-# an original checkpoint as loaded (a state_dict, or wrapped in a dict) → (its tensors under our names, the
-# layout's name), or None when the checkpoint is not in a layout of this family
-Converter = Callable[[Any], Optional[tuple[dict[str, Tensor], str]]]
+@dataclass(frozen=True)
+class Conversion:
+    """A released checkpoint under the zoo's tensor names, as an architecture's ``convert`` returns it.
+
+    tensors:      the network's state_dict
+    layout:       whose names the file used (recorded with the cached weights, e.g. ``ismir2020``)
+    stft:         STFT settings the file records beside its tensors (e.g. saved hyper-parameters), if any
+    implied_stft: settings the layout implies whatever the file records (code that always centred its STFT:
+                  ``{"center": True}``), so a framing that contradicts them is never guessed
+    format:       how the file was stored, when the layout says more than the zoo's unwrapping (e.g. a
+                  training framework's checkpoint); None: as the zoo found it
+    """
+
+    tensors: Mapping[str, Tensor]
+    layout: str
+    stft: Mapping[str, Any] = field(default_factory=dict)
+    implied_stft: Mapping[str, Any] = field(default_factory=dict)
+    format: Optional[str] = None
+
+
+# a state_dict (and, for a converter with a second parameter, the whole loaded file) → a Conversion (or a
+# (tensors, layout) pair), or None when the checkpoint is not in a layout of this family
+Converter = Callable[..., Optional[Conversion]]
+# the network, the dtype to run in and the target: "process" (this process), or an export format
+# ("torchscript", "aoti", "onnx") → an exact, faster inference network
+Optimizer = Callable[[nn.Module, Any, str], nn.Module]
 
 
 @dataclass(frozen=True)
@@ -58,15 +82,17 @@ class Architecture(Built):
                  options an entry's ``[architecture]`` table may set
     uses_blocks: whether entries must name a ``block`` (the skeleton asks ``ctx.block`` for its blocks)
     describe:    optional ``describe(network) -> dict`` for ``zoo info`` (e.g. ``levels``: per-level shapes)
-    convert:     optional ``convert(state_dict) -> (state_dict, layout) or None``: recognise a checkpoint in an
-                 original layout of this family (other code's tensor names), rename it to ours and name the
-                 layout; None when it is not one of the family's. It gets the plain state_dict: the importer has
-                 already taken it out of a checkpoint dict and removed ``module.``/``model.`` prefixes
+    convert:     optional ``convert(state_dict[, checkpoint]) -> Conversion or None``: recognise a checkpoint in
+                 an original layout of this family (other code's tensor names) and rename it to ours; None when
+                 it is not one of the family's. It gets the plain state_dict (the zoo has already taken it out
+                 of a checkpoint dict and removed ``module.``/``model.`` prefixes) and, if it takes a second
+                 argument, the whole loaded file
     initialise:  optional ``initialise(network)``: the family's own initialisation for training from scratch
                  (PyTorch's defaults without it)
-    optimize:    optional ``optimize(network, dtype, portable) -> network``: an exact, faster inference copy, in
-                 place of `zoo_core.inference.optimize`'s generic rewrite (BatchNorm folding, channels-last);
-                 with ``portable`` (exported files) only what runs on every device and host
+    optimize:    optional ``optimize(network, dtype, target) -> network``: an exact, faster inference network
+                 (`zoo_core.inference.optimize` calls it on a copy; without it the network runs as built).
+                 ``target`` is ``"process"`` (this process, any kernel) or the export format the network goes
+                 into (``"torchscript"``, ``"aoti"``, ``"onnx"``): only what that format's hosts can run
     description: one line for ``zoo list`` / ``zoo info``
     unsupported: export formats (``zoo export --format``) its networks cannot be written to, each with the
                  reason in one line; `zoo export` refuses them with it (a test matrix checks every other one)
@@ -79,7 +105,7 @@ class Architecture(Built):
     describe: Optional[Callable[[nn.Module], dict]] = None
     convert: Optional[Converter] = None
     initialise: Optional[Callable[[nn.Module], None]] = None
-    optimize: Optional[Callable[[nn.Module, Any], nn.Module]] = None
+    optimize: Optional[Optimizer] = None
     description: str = ""
     unsupported: Mapping[str, str] = field(default_factory=dict)
     plugin: str = ""  # filled in by the plugin manager

@@ -1,6 +1,6 @@
 """The intermediate-block interface: what a plugin's builder receives and what it must return.
 
-The U-Net skeleton (``zoo_core.unet``) owns everything outside the blocks: the first and last convolutions,
+The U-Net skeleton (``zoo_core.network``) owns everything outside the blocks: the first and last convolutions,
 down- and up-sampling, and the concatenation skips. At each place where the paper puts an intermediate block
 it asks the block type's builder for a module, passing a `BlockContext`.
 """
@@ -13,7 +13,7 @@ from typing import Any, Callable, ClassVar, Mapping
 from torch import nn
 
 from .errors import ConfigError
-from .options import Built
+from .builders import Built
 
 SAMPLING_SCHEMES = ("frequency", "time-frequency")
 POSITIONS = ("encoder", "middle", "decoder")

@@ -20,7 +20,7 @@ from .audio import read_audio, write_audio
 from .errors import ZooError
 from .evaluate import Track, load_track, score, track_summary
 from .musdb import open_track
-from .separate import model_folder, separate
+from .separation import model_folder, separate
 
 CLIP_NAME = "The Easton Ellises - Falcon 69.stem.mp4"
 
@@ -69,5 +69,5 @@ def run_demo(model, out_dir: Path, clip: Path, started: float) -> DemoResult:
         sdr={stem: values["SDR"] for stem, values in medians.items()},
         separation_seconds=separation_seconds,
         total_seconds=time.perf_counter() - started,
-        weights=dict(getattr(model, "weights_info", {})),
+        weights=model.provenance.as_dict() if model.provenance is not None else {},
     )

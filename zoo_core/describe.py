@@ -7,17 +7,17 @@ from typing import Optional
 from torch import nn
 
 from .framing import image_channels
-from .registry import Catalogue, ModelEntry, architecture_for, block_for, count_parameters, create_model, get_catalogue
+from .registry import ModelCatalogue, ModelEntry, architecture_for, block_for, build_model, count_parameters, get_catalogue
 
 
-def summary(entry: ModelEntry, catalogue: Optional[Catalogue] = None, model: Optional[nn.Module] = None) -> dict:
+def summary(entry: ModelEntry, catalogue: Optional[ModelCatalogue] = None, model: Optional[nn.Module] = None) -> dict:
     """One row of `zoo list`."""
     from .weights import weights_status
 
     cat = catalogue or get_catalogue()
     variant = entry.variant()
     stft = entry.stft_for(variant)
-    model = model if model is not None else create_model(entry, catalogue=cat)
+    model = model if model is not None else build_model(entry, catalogue=cat)
     block = block_for(entry, cat)
     architecture = architecture_for(entry, cat)
     return {
@@ -44,14 +44,14 @@ def summary(entry: ModelEntry, catalogue: Optional[Catalogue] = None, model: Opt
     }
 
 
-def architecture(entry: ModelEntry, catalogue: Optional[Catalogue] = None, model: Optional[nn.Module] = None) -> dict:
+def architecture(entry: ModelEntry, catalogue: Optional[ModelCatalogue] = None, model: Optional[nn.Module] = None) -> dict:
     """The resolved network: what it sees, its options, and what its architecture reports about its parts."""
     cat = catalogue or get_catalogue()
     arch = architecture_for(entry, cat)
     block = block_for(entry, cat)
     stft = entry.stft_for(entry.variant())
-    model = model if model is not None else create_model(entry, catalogue=cat)
-    details = arch.describe(model.unet) if arch.describe is not None else {}
+    model = model if model is not None else build_model(entry, catalogue=cat)
+    details = arch.describe(model.network) if arch.describe is not None else {}
     return {
         "name": arch.name,
         "plugin": arch.plugin,
@@ -62,7 +62,7 @@ def architecture(entry: ModelEntry, catalogue: Optional[Catalogue] = None, model
         "block": None if block is None else {"name": block.name, "plugin": block.plugin, "args": {**block.defaults, **entry.block_args}},
         "estimation": entry.estimation,
         "parameters": count_parameters(model),
-        "parts": {name: count_parameters(child) for name, child in model.unet.named_children()},
+        "parts": {name: count_parameters(child) for name, child in model.network.named_children()},
         "window_samples": stft.window_samples,
         **details,
     }

@@ -273,7 +273,7 @@ def evaluate_track(
     single track)."""
     import torch
 
-    from .separate import separate
+    from .separation import separate
 
     track = load_track(source)
     estimates = separate(model, torch.from_numpy(track.mixture), track.sample_rate, **(separation or {}))

@@ -193,7 +193,7 @@ def append_line(path: Path, line: str) -> None:
     """Append one line to a log-like file (a manifest): the whole line goes in one ``write`` on a file opened
     for appending, under an exclusive ``flock`` of the file, so appenders never interleave and a crash can tear
     only the last line (readers skip a torn line; the next line then starts on a line of its own). A file
-    renamed away while we waited for its lock (a manifest shard being folded, `zoo_core.catalogue`) is not
+    renamed away while we waited for its lock (a manifest shard being folded, `zoo_core.manifest`) is not
     written: the line goes to a new file under ``path``. The file and its folders are created on the first line."""
     path = Path(path)
     data = (line.rstrip("\n") + "\n").encode("utf-8")

@@ -20,7 +20,7 @@ result bit for bit (the same operations in the same order), as the reference MDX
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -132,6 +132,22 @@ class MagnitudeFraming(nn.Module):
         magnitudes = _zero_fill(image, total_bins)
         phase = torch.angle(mixture).unsqueeze(1).expand(magnitudes.shape)
         return torch.polar(magnitudes, phase)
+
+
+def frame_padding(samples: int, n_fft: int, hop: int, center: bool, time_factor: int) -> List[int]:
+    """[left, right] zeros before the STFT so that the frame count is a multiple of ``time_factor`` (what the
+    network accepts) and the frames cover every sample. Without centring the signal leads with ``n_fft - hop``
+    zeros, so that the first sample sits under a full window overlap."""
+    if center:
+        left = 0
+        needed = (samples + hop - 1) // hop + 1  # frames so that hop * (frames - 1) >= samples
+    else:
+        left = n_fft - hop
+        needed = (max(samples + 2 * left - n_fft, 0) + hop - 1) // hop + 1
+    frames = max(needed, time_factor)
+    frames = (frames + time_factor - 1) // time_factor * time_factor
+    total = hop * (frames - 1) if center else n_fft + hop * (frames - 1)
+    return [left, total - samples - left]
 
 
 def make_framing(representation: str, bins: Optional[int] = None) -> nn.Module:

@@ -27,7 +27,7 @@ def register_architectures(register):
     ``build(ctx: NetworkContext, *, option=default, ...) -> nn.Module`` maps the spectrogram image
     ``[B, ctx.in_channels, ctx.bins, T]`` to one image per stem, ``[B, ctx.stems, ctx.in_channels, ctx.bins, T]``,
     and gives the network an int ``time_factor`` (T must be a multiple of it). A registry entry picks it with
-    ``architecture = { name = "...", option = value, ... }``; the paper's U-Net (``unet``) is the default.
+    ``architecture = { name = "...", option = value, ... }``.
     Names are global: two plugins registering one name is an error naming both.
     """
 

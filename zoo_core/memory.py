@@ -187,7 +187,7 @@ def memory_limit(device: torch.device) -> tuple[int, str]:
 
 def check_segment_memory(model, options, label: str, jobs: int = 1) -> Optional[str]:
     """Refuse (a `ZooError`, before any work) a segment whose separation would need more memory than the limit:
-    ``options`` (`zoo_core.separate.SeparationOptions`) cut for ``model`` (``label`` in the message), ``jobs``
+    ``options`` (`zoo_core.separation.SeparationSettings`) cut for ``model`` (``label`` in the message), ``jobs``
     processes each holding a model. Returns a warning for a segment over `SAMPLES_HINT_SECONDS` that fits (it
     may be a count of samples), else None."""
     if options.method != "overlap-add":

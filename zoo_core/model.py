@@ -21,13 +21,18 @@ metadata.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .chunking import DEFAULT_OVERLAP
 from .errors import ConfigError
-from .framing import ESTIMATIONS, ISTFT, REPRESENTATIONS, STFT, make_framing
+from .framing import ESTIMATIONS, ISTFT, REPRESENTATIONS, STFT, frame_padding, make_framing
+from .provenance import WeightsProvenance
+
+if TYPE_CHECKING:
+    from .architectures import Architecture
 
 
 @dataclass(frozen=True)
@@ -80,8 +85,14 @@ class SeparationModel(nn.Module):
     """A network on a spectrogram image, with the STFT, framing and padding around it.
 
     ``network`` maps ``[B, channels, bins, frames]`` to ``[B, len(stems), channels, bins, frames]`` and has an
-    int attribute ``time_factor``: it accepts frame counts that are multiples of it.
+    int attribute ``time_factor``: it accepts frame counts that are multiples of it. What it is beside that:
+    ``entry_name`` (its registry entry), ``architecture`` (the family that built the network: its inference
+    rewrite and export choices), ``default_overlap`` (of a segment, for ``zoo separate``) and ``provenance``
+    (the weights it holds, None for initialised parameters).
     """
+
+    # plain Python objects, not part of a scripted module
+    __jit_ignored_attributes__ = ["architecture", "provenance"]
 
     def __init__(
         self,
@@ -90,6 +101,11 @@ class SeparationModel(nn.Module):
         stems: Sequence[str] = ("vocals",),
         representation: str = "cac",
         estimation: str = "mapping",
+        *,
+        entry_name: str = "",
+        architecture: Optional["Architecture"] = None,
+        default_overlap: float = DEFAULT_OVERLAP,
+        provenance: Optional[WeightsProvenance] = None,
     ):
         super().__init__()
         stft.validate()
@@ -115,7 +131,13 @@ class SeparationModel(nn.Module):
         self.stft = STFT(stft.n_fft, stft.hop_length, stft.center)
         self.istft = ISTFT(stft.n_fft, stft.hop_length, stft.center)
         self.framing = make_framing(representation, stft.bins)
-        self.unet = network
+        self.network = network
+        self.entry_name: str = entry_name
+        self.architecture = architecture
+        self.default_overlap: float = default_overlap
+        self.provenance = provenance
+        # checkpoints of releases before 0.2 store the network under "unet."
+        self._register_load_state_dict_pre_hook(_rename_legacy_keys)
 
     # ------------------------------------------------------------------------------ the spectrogram API
 
@@ -129,9 +151,12 @@ class SeparationModel(nn.Module):
         Masking models multiply the network's output by the input image; mapping models output the estimate.
         ``T`` must be a multiple of ``time_factor``.
         """
-        estimate = self.unet(image)
+        return self.output_rule(self.network(image), image)
+
+    def output_rule(self, estimate: Tensor, image: Tensor) -> Tensor:
+        """Masking models multiply the network's output by the input image; mapping models output it as is."""
         if self.masking:
-            estimate = estimate * image.unsqueeze(1)
+            return estimate * image.unsqueeze(1)
         return estimate
 
     def from_image(self, estimate: Tensor, length: int, mixture_spec: Optional[Tensor] = None) -> Tensor:
@@ -151,19 +176,7 @@ class SeparationModel(nn.Module):
 
     def padding(self, samples: int) -> List[int]:
         """[left, right] zero padding that gives a frame count the network accepts and covers every sample."""
-        hop = self.hop_length
-        if self.center:
-            left = 0
-            needed = (samples + hop - 1) // hop + 1  # frames so that hop * (frames - 1) >= samples
-        else:
-            # no centring: lead with n_fft - hop zeros so the first sample is under a full window overlap
-            left = self.n_fft - hop
-            span = samples + 2 * left - self.n_fft
-            needed = (max(span, 0) + hop - 1) // hop + 1
-        frames = max(needed, self.time_factor)
-        frames = (frames + self.time_factor - 1) // self.time_factor * self.time_factor
-        total = hop * (frames - 1) if self.center else self.n_fft + hop * (frames - 1)
-        return [left, total - samples - left]
+        return frame_padding(samples, self.n_fft, self.hop_length, self.center, self.time_factor)
 
     def forward(self, mixture: Tensor) -> Tensor:
         samples = mixture.shape[-1]
@@ -173,3 +186,8 @@ class SeparationModel(nn.Module):
         estimate = self.core(self.framing(spec))
         waveform = self.from_image(estimate, padded.shape[-1], spec)
         return waveform[..., pad[0] : pad[0] + samples]
+
+
+def _rename_legacy_keys(state_dict, prefix, *_) -> None:
+    for key in [k for k in state_dict if k.startswith(prefix + "unet.")]:
+        state_dict[prefix + "network." + key[len(prefix) + len("unet."):]] = state_dict.pop(key)

@@ -1,10 +1,10 @@
 """Live separation: blocks of any size in as they arrive, the same number of frames out, a fixed latency behind.
 
-`StreamingSeparator` wraps the overlap-add engine (`zoo_core.separate.BlockSeparator`): every `push` of ``n``
+`StreamingSeparator` wraps the overlap-add engine (`zoo_core.separation.BlockSeparator`): every `push` of ``n``
 frames returns exactly ``n`` frames of every stem, and `flush` returns the last ``latency`` frames. The output
 stream is the offline separation delayed by ``latency`` frames: its first ``latency`` frames are silence, and
 output frame ``i + latency`` is the estimate of input frame ``i`` — so concatenated and shifted back it equals
-`zoo_core.separate.separate` with the same segment and overlap (tested to 1e-5 on a real song).
+`zoo_core.separation.separate` with the same segment and overlap (tested to 1e-5 on a real song).
 
 The latency is fixed by the geometry, not by the block sizes. At the model's rate a segment ``[s, s + segment)``
 can run once its last frame has arrived, and frame ``s`` is final once that segment has run, so a frame waits
@@ -29,7 +29,7 @@ from typing import Optional
 import numpy as np
 
 from .errors import ZooError
-from .separate import Blocks, BlockSeparator, SeparationOptions
+from .separation import Blocks, BlockSeparator, SeparationSettings
 
 _PROBE_SECONDS = 2.0  # soxr's delay settles into a cycle far shorter than this
 _PROBE_CHUNK = 64
@@ -59,7 +59,7 @@ def resampler_lag(source_rate: int, target_rate: int) -> float:
     return worst + (_PROBE_CHUNK - 1) * ratio
 
 
-def stream_latency(model, sample_rate: int, options: SeparationOptions) -> int:
+def stream_latency(model, sample_rate: int, options: SeparationSettings) -> int:
     """The fixed latency in frames at ``sample_rate`` of a stream with these options (see the module doc)."""
     segment, overlap = options.geometry(model)
     at_model_rate = segment + (options.batch_size - 1) * (segment - overlap) - 1
@@ -71,19 +71,19 @@ def stream_latency(model, sample_rate: int, options: SeparationOptions) -> int:
     return math.ceil((into_model + at_model_rate) / ratio + back)
 
 
-def options_for_latency(model, seconds: float, sample_rate: int, options: SeparationOptions) -> SeparationOptions:
+def options_for_latency(model, seconds: float, sample_rate: int, options: SeparationSettings) -> SeparationSettings:
     """``options`` with the longest segment (whole STFT hops, at most the default one) whose stream latency is
     at most ``seconds``; the overlap stays the same fraction of the segment. Shorter segments give the network
     less context (lower SDR, see README) and, below its time factor, padded frames to compute."""
     if not seconds > 0:
         raise ZooError(f"latency must be a positive number of seconds, got {seconds}")
     hop = model.hop_length
-    longest = SeparationOptions(None, options.overlap, options.batch_size).geometry(model)[0] // hop
+    longest = SeparationSettings(None, options.overlap, options.batch_size).geometry(model)[0] // hop
     for hops in range(longest, 1, -1):
-        candidate = SeparationOptions(hops * hop / model.sample_rate, options.overlap, options.batch_size)
+        candidate = SeparationSettings(hops * hop / model.sample_rate, options.overlap, options.batch_size)
         if stream_latency(model, sample_rate, candidate) <= seconds * sample_rate:
             return candidate
-    shortest = stream_latency(model, sample_rate, SeparationOptions(2 * hop / model.sample_rate, options.overlap, options.batch_size))
+    shortest = stream_latency(model, sample_rate, SeparationSettings(2 * hop / model.sample_rate, options.overlap, options.batch_size))
     raise ZooError(f"latency {seconds} s is below this model's minimum of {shortest / sample_rate:.3f} s (a segment of two STFT hops)")
 
 
@@ -94,14 +94,14 @@ class StreamingSeparator:
 
     Example::
 
-        separator = StreamingSeparator(zoo_core.load_model("tdc-17"), 44100, channels=2)
+        separator = StreamingSeparator(zoo_core.load("NAME"), 44100, channels=2)
         for block in blocks:                       # e.g. from a sound card
             play(separator.push(block)["accompaniment"])
         play(separator.flush()["accompaniment"])
     """
 
     def __init__(self, model, sample_rate: Optional[int] = None, channels: int = 2,
-                 options: SeparationOptions = SeparationOptions()):
+                 options: SeparationSettings = SeparationSettings()):
         self.sample_rate = int(sample_rate or model.sample_rate)
         self.channels = channels
         self.options = options

@@ -9,12 +9,12 @@ public MDX23C checkpoints (ZFTurbo's and UVR's naming) unchanged.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Mapping, Optional
 
 import torch
 from torch import Tensor, nn
 
-from zoo_core import Architecture, BlockContext, BlockType, NetworkContext, hookimpl
+from zoo_core import Architecture, BlockContext, BlockType, Conversion, NetworkContext, builtin_entries, hookimpl
 
 from .convert import from_reference
 from .network import TFCTDFv3Block, TFCTDFv3Net, optimize_v3
@@ -63,13 +63,11 @@ def build_network(
     )
 
 
-def convert_checkpoint(checkpoint: Any) -> Optional[tuple[dict[str, Tensor], str]]:
-    """A checkpoint in the reference naming (plain, or in the wrappers ZFTurbo's loader accepts) → ours."""
-    if not isinstance(checkpoint, Mapping):
-        return None
+def convert_checkpoint(state_dict: Mapping[str, Tensor]) -> Optional[Conversion]:
+    """A state_dict in the reference naming (the zoo has unwrapped ZFTurbo's loader's wrappers) → ours."""
     try:
-        return from_reference(checkpoint), LAYOUT
-    except (KeyError, TypeError):  # not this family's naming: let the zoo's other layouts try
+        return Conversion(from_reference(state_dict), LAYOUT)
+    except (KeyError, TypeError):  # not this family's naming: the tensors go on as they are
         return None
 
 
@@ -77,11 +75,11 @@ def describe(network: TFCTDFv3Net) -> dict:
     return {"subbands": network.subbands, "time_factor": network.time_factor, "levels": len(network.encoders)}
 
 
-def optimize(network: TFCTDFv3Net, dtype: torch.dtype, portable: bool) -> nn.Module:
+def optimize(network: TFCTDFv3Net, dtype: torch.dtype, target: str) -> nn.Module:
     """NNPACK's Winograd convolutions for the large levels (`optimize_v3`), in float32 and in this process only:
     NNPACK is a CPU library whose kernel failed in a C++ host with two threads, so exported files keep the plain
     convolutions."""
-    return optimize_v3(network) if dtype == torch.float32 and not portable else network
+    return optimize_v3(network) if dtype == torch.float32 and target == "process" else network
 
 
 @hookimpl
@@ -102,3 +100,9 @@ def register_architectures(register):
 def register_blocks(register):
     register(BlockType("tfc-tdf-v3", build_block, sampling="time-frequency",
                        description="TFC-TDF-UNet v3's unit stack: pre-activation TFC, residual TDF, 1x1 shortcut"))
+
+
+@hookimpl
+def register_models(register):
+    for entry in builtin_entries("tfc-tdf-v3"):
+        register(entry)

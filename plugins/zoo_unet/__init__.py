@@ -1,19 +1,29 @@
-"""The U-Net of Choi et al., ISMIR 2020 (the zoo's default architecture), registered like any other plugin.
+"""The paper's family (Choi et al., ISMIR 2020) as one plugin, registered exactly as a third party would.
 
-One skeleton for every intermediate block of the paper: a first convolution over 2 bins, ``n_blocks // 2``
-encoder levels, a middle block and as many decoder levels with concatenation skips, and a last convolution
-back to the image (see `skeleton`). Registry entries choose it with ``architecture = { name = "unet", ... }``
-(or no name: it is the default) and name their intermediate block with ``block``.
+- `skeleton`: one U-Net for every intermediate block: a first convolution over 2 bins, ``n_blocks // 2``
+  encoder levels, a middle block and as many decoder levels with concatenation skips, a last convolution back
+  to the image; `layers`: the layers the blocks and the sampling are built from;
+- one module per block: `tdf`, `tdc`, `tfc`, `tfc_tdf`, `tdc_rnn`, `tfc_rnn` (with `recurrent`);
+- `convert`: the authors' two checkpoint layouts (ISMIR 2020 and Lightning); `optimize`: the exact inference
+  rewrite; `initialisation`: the authors' initialisation for training from scratch;
+- the models: the ``[unet.models.*]`` tables of svs-zoo's registry.toml.
+
+Registry entries choose it with ``architecture = { name = "unet", ... }`` and name their block with ``block``.
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-from zoo_core import Architecture, NetworkContext, count_parameters, hookimpl
+from zoo_core import Architecture, NetworkContext, builtin_entries, count_parameters, hookimpl
 
+from . import tdc, tdc_rnn, tdf, tfc, tfc_rnn, tfc_tdf
+from .convert import convert
 from .initialisation import initialise
+from .optimize import optimize
 from .skeleton import UNet, UNetConfig
+
+BLOCKS = (tdf, tdc, tfc, tfc_tdf, tdc_rnn, tfc_rnn)
 
 
 def build_unet(
@@ -84,7 +94,21 @@ def register_architectures(register):
             name="unet",
             build=build_unet,
             describe=describe_unet,
+            convert=convert,
             initialise=initialise,
+            optimize=optimize,
             description="Choi et al. 2020: one U-Net skeleton, interchangeable intermediate blocks",
         )
     )
+
+
+@hookimpl
+def register_blocks(register):
+    for module in BLOCKS:
+        register(module.BLOCK)
+
+
+@hookimpl
+def register_models(register):
+    for entry in builtin_entries("unet"):
+        register(entry)

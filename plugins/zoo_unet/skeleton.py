@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from zoo_core import BlockContext
 from zoo_core.errors import ConfigError
 from zoo_core.blocks import SAMPLING_SCHEMES
-from zoo_core.layers import FrequencySampling, TimeFrequencySampling, make_activation
+from .layers import FrequencySampling, TimeFrequencySampling, make_activation
 
 
 @dataclass(frozen=True)

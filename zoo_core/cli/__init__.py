@@ -90,16 +90,6 @@ def main() -> None:
     tune_allocator()  # keep freed activations in the process (zoo_core/allocator.py; README, Performance)
 
 
-def run_command(name: str, args: list[str], prog_name: str) -> None:
-    """One command as a program of its own (``python -m zoo_core.separate``), tuned and guarded like ``zoo``."""
-    from ..allocator import tune_allocator
-
-    tune_allocator()
-    command = main.get_command(click.Context(main), name)
-    settings = main.context_settings  # -h and the help width, as under ``zoo``
-    run_guarded(lambda: command.main(args=args, prog_name=prog_name, standalone_mode=False, **settings))
-
-
 def warn(message: str) -> None:
     """A warning line on stderr, the same format everywhere."""
     click.echo(f"warning: {message}", err=True)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from ..separate import DEFAULT_MODEL
+from ..builtin import default_model
 from .options import device_option, output_option
 
 
 @click.command("demo", short_help="Separate a real song clip and print its SDR.")
-@click.option("-m", "--model", "model_name", default=DEFAULT_MODEL, show_default=True, help="Model NAME[:VARIANT].")
+@click.option("-m", "--model", "model_name", default=default_model(), show_default=True, help="Model NAME[:VARIANT].")
 @output_option("separated", "Stems go to OUTPUT/<model>_<variant>/<track>/ (the demo's own earlier outputs are replaced).")
 @device_option()
 def demo_command(model_name: str, output: Path, device: str) -> None:
@@ -24,12 +24,12 @@ def demo_command(model_name: str, output: Path, device: str) -> None:
     """
     from ..demo import find_demo_clip, run_demo
     from ..files import check_writable_folder
-    from .runner import load_for_inference
+    from ..loading import load
 
     started = time.perf_counter()
     check_writable_folder(output)
     clip = find_demo_clip()
-    model = load_for_inference(model_name, device)
+    model = load(model_name, device=device, precision="fp32")
     result = run_demo(model, output, clip, started)
     info = result.weights
     seconds = result.track.mixture.shape[1] / result.track.sample_rate

@@ -14,7 +14,8 @@ import click
 
 from ..errors import ZooError
 from .options import RunSettings, output_option, separation_options
-from .runner import ProgressDisplay, check_segment, finish_batch, load_for_inference, run_items
+from ..loading import load
+from .runner import ProgressDisplay, check_segment, finish_batch, run_items
 
 
 def _evaluate_one(model, source, *, settings: dict, on_start, progress):
@@ -118,7 +119,7 @@ def eval_command(
                         method=separation.method),
     )
     results = []
-    model = load_for_inference(run.model, run.device, run.precision) if sources else None
+    model = load(run.model, device=run.device, precision=run.precision) if sources else None
     if model is not None:
         check_segment(model, separation, min(run.jobs, len(sources)))
 

@@ -20,21 +20,18 @@ def model_for_export(name: str, weights: Optional[Path], stft: Optional[str], in
     """The model to export: ``--init`` initialised parameters, ``--weights`` a file's, else the named variant
     from the cache (any released, imported or trained one; released ones are pulled when needed). A model that has
     no weights anywhere is exported initialised, after a warning (``"weights": null`` in its metadata)."""
-    from ..registry import create_model, get_entry, split_name
-    from ..weights import load_model
+    from ..loading import load
+    from ..registry import get_entry, split_name
     from ..weights.cache import cached_variants
-    from ..weights.load import load_weights_file
 
     entry = get_entry(name)
-    if init:
-        return create_model(name).eval(), entry
-    if weights is not None:
-        return load_weights_file(name, weights, stft), entry
-    if split_name(name)[1] is None and entry.default_variant is None and not cached_variants(entry):
+    if weights is not None and not init:
+        return load(weights, model=name, stft=stft), entry
+    if not init and split_name(name)[1] is None and entry.default_variant is None and not cached_variants(entry):
         warn(f"{entry.name} has no released or cached weights: exporting initialised parameters "
              "(metadata \"weights\": null); pass --init to say so, or --weights PATH")
-        return create_model(name).eval(), entry
-    return load_model(name), entry
+        init = True
+    return load(name, init=init), entry
 
 
 # a file of these formats is recognised by its name: torch requires .pt2 for a package, and an ONNX protobuf has
@@ -103,7 +100,7 @@ def export_command(
     from ..export.torchscript import resolve_device
     from ..files import check_writable
     from ..registry import get_entry
-    from ..separate import SeparationOptions
+    from ..separation import SeparationSettings
     from ..threads import apply_threads, resolve_threads
 
     path, fmt = output_and_format(output, model, fmt)
@@ -117,7 +114,7 @@ def export_command(
         raise ZooError("give either --init or --weights, not both")
     if stft is not None and weights is None:
         raise ZooError("--stft describes a --weights file; cached variants carry their STFT settings")
-    options = SeparationOptions(segment=segment, overlap=overlap)
+    options = SeparationSettings(segment=segment, overlap=overlap)
     options.validate()
     device = "cpu" if fmt == "onnx" else str(resolve_device(device))  # before the weights: the cheaper error
     check_writable(path)

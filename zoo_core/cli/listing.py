@@ -129,12 +129,12 @@ _UNET_LEVEL_KEYS = ("first_conv", "levels", "middle", "final_conv")  # the U-Net
 @click.option("--json", "as_json", is_flag=True, help="Print the entry and architecture as JSON.")
 def info_command(name: str, as_json: bool) -> None:
     """Show a model's registry entry and its resolved architecture (NAME may carry :VARIANT)."""
-    from ..registry import create_model
+    from ..registry import build_model
 
     cat = get_catalogue()
     entry = get_entry(name, cat)
     entry.variant((name.partition(":")[2]) or None)  # validates the variant, if any
-    model = create_model(entry, catalogue=cat)  # built once: a large model takes seconds to initialise
+    model = build_model(entry, catalogue=cat)  # built once: a large model takes seconds to initialise
     data = {"entry": entry.as_json(), "architecture": describe.architecture(entry, cat, model)}
     data["summary"] = describe.summary(entry, cat, model)
     _report_problems()

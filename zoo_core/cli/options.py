@@ -17,7 +17,8 @@ import click
 
 from ..devices import DEVICE_HELP, parse_device
 from ..errors import ZooError
-from ..separate import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, METHODS, SeparationOptions
+from ..builtin import default_model
+from ..separation import DEFAULT_BATCH_SIZE, METHODS, SeparationSettings
 from ..threads import apply_threads, resolve_threads
 from .runner import PRECISIONS
 
@@ -27,7 +28,7 @@ class RunSettings:
     """Which model runs where, and how a track is cut for it."""
 
     model: str
-    separation: SeparationOptions
+    separation: SeparationSettings
     device: str = "auto"  # as `zoo_core.devices.parse_device` spells it; resolved where the model is loaded
     precision: str = "fp32"
     jobs: int = 1
@@ -47,7 +48,7 @@ def separation_options(command: Optional[Callable] = None, *, live: bool = False
                 method: str = "overlap-add", jobs: int = 1, **kwargs: Any) -> Any:
         if jobs < 1:
             raise ZooError(f"--jobs must be at least 1, got {jobs}")
-        separation = SeparationOptions(segment=segment, overlap=overlap, batch_size=batch_size, method=method)
+        separation = SeparationSettings(segment=segment, overlap=overlap, batch_size=batch_size, method=method)
         separation.validate()
         threads = resolve_threads(threads)
         apply_threads(threads)
@@ -55,7 +56,7 @@ def separation_options(command: Optional[Callable] = None, *, live: bool = False
         return command(*args, run=run, **kwargs)
 
     options = {
-        "model": click.option("-m", "--model", "model_name", default=DEFAULT_MODEL, show_default=True,
+        "model": click.option("-m", "--model", "model_name", default=default_model(), show_default=True,
                               help="Model NAME[:VARIANT] (any variant in the cache: released, imported or trained)."),
         "segment": click.option("--segment", type=float, default=None, metavar="SECONDS",
                                 help="Segment length in seconds [default: the model's training window]."),

@@ -40,26 +40,11 @@ def handle_sigterm() -> None:
     signal.signal(signal.SIGTERM, _raise_terminated)
 
 
-def load_for_inference(model_name: str, device: str, precision: str = "fp32"):
-    """The named model with its weights (pulled when needed) on ``device`` (``auto``: CUDA when present), prepared
-    by `zoo_core.inference.optimize`: exact in fp32 (BatchNorm folded, fused ReLU, channels-last), or with the
-    network in bfloat16 for ``"bf16"``."""
-    import torch
-
-    from ..devices import resolve_device
-    from ..inference import optimize
-    from ..weights import load_model
-
-    target = resolve_device(device)  # before the weights: a missing GPU is the cheaper error
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    return optimize(load_model(model_name, device=str(target)), dtype)
-
-
 def check_segment(model, separation, jobs: int = 1, warn_here: bool = True) -> None:
     """Before any work: a segment the model cannot use, or one whose separation would not fit in memory
     (`zoo_core.memory`), is one error line; a segment that looks like a count of samples gets a warning."""
     from ..memory import check_segment_memory
-    from ..separate import model_label
+    from ..separation import model_label
     from . import warn
 
     separation.geometry(model)
@@ -156,12 +141,10 @@ def _start_worker(model_name: str, device: str, precision: str, threads: int, me
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     tune_allocator()
     apply_threads(threads)
-    if artifact is not None:
-        from ..hosts import open_artifact
+    from ..loading import load
 
-        _worker["model"] = open_artifact(artifact, device)
-    else:
-        _worker["model"] = load_for_inference(model_name, device, precision)
+    _worker["model"] = load(artifact, device=device) if artifact is not None else load(
+        model_name, device=device, precision=precision)
     _worker["messages"] = messages
     signal.signal(signal.SIGTERM, _worker_sigterm)
 

@@ -1,5 +1,5 @@
 """`zoo separate`: files in, ``<out>/<model>_<variant>/<track>/<stem>.wav`` out; a manifest records every input,
-reruns resume, and under torchrun the ranks share the inputs (`zoo_core.cli.catalogue`)."""
+reruns resume, and under torchrun the ranks share the inputs (`zoo_core.cli.batch`)."""
 
 from __future__ import annotations
 
@@ -7,40 +7,13 @@ import datetime
 import json
 import os
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import click
 
 from ..errors import ZooError
 from .options import RunSettings, output_option, separation_options
 from .runner import finish_batch
-
-
-def expand_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Files as given; a folder stands for the audio files directly inside it. Two inputs with one track name
-    would write the same outputs, so the later ones are refused. Returns (files, [(input, problem)])."""
-    from ..audio import AUDIO_EXTENSIONS, is_audio_file, track_name
-
-    files: list[Path] = []
-    problems: list[tuple[Path, str]] = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if is_audio_file(p))
-            if not found:
-                problems.append((path, f"{path}: no audio files in this folder ({', '.join(AUDIO_EXTENSIONS)})"))
-            files.extend(found)
-        else:
-            files.append(path)
-    seen: dict[str, Path] = {}
-    unique = []
-    for path in files:
-        name = track_name(path)
-        if name in seen:
-            problems.append((path, f"{path}: same track name as {seen[name]}; the outputs would collide"))
-        else:
-            seen[name] = path
-            unique.append(path)
-    return unique, problems
 
 
 def check_artifact_options(run: RunSettings) -> None:
@@ -80,7 +53,7 @@ def parse_stems(value: Optional[str]) -> Optional[list[str]]:
                    "skips the inputs it records as done with the same settings [default: OUTPUT/manifest.jsonl].")
 @click.option("--distributed", is_flag=True,
               help="Under torchrun: each rank separates its share of the inputs (balanced by duration), on its "
-                   "own GPU with --device cuda. `python -m zoo_core.separate` turns this on under torchrun.")
+                   "own GPU with --device cuda. `torchrun ... -m zoo_core.cli separate` turns this on.")
 @click.option("--artifact", type=click.Path(path_type=Path), metavar="FILE",
               help="Separate with an exported file (zoo export: .ts.pt, .pt2 or .onnx) instead of -m MODEL; "
                    "its framing comes from the file's metadata alone.")
@@ -110,7 +83,7 @@ def separate_command(
     crash, a kill or a failure) skips what is complete and does the rest.
     """
     from ..audio import subtype_for
-    from ..catalogue import MANIFEST_NAME
+    from ..manifest import MANIFEST_NAME
     from ..files import check_writable, check_writable_folder
     from ..train import distributed as ranks
 
@@ -123,18 +96,18 @@ def separate_command(
     check_writable(manifest_path, "manifest")
     if distributed and "WORLD_SIZE" not in os.environ:
         raise ZooError("--distributed runs under torchrun, which says each process's rank: "
-                       "torchrun --nproc_per_node K -m zoo_core.separate INPUTS ...")
+                       "torchrun --nproc_per_node K -m zoo_core.cli separate INPUTS ...")
     if ranks.under_torchrun() and not distributed:
         raise ZooError(f"started by torchrun among {os.environ['WORLD_SIZE']} processes: add --distributed so that "
                        "they share the inputs instead of each separating all of them")
     if distributed and run.jobs > 1:
         raise ZooError("--jobs does not combine with --distributed: torchrun's --nproc_per_node sets the processes")
-    from .catalogue import Catalogue
+    from .batch import BatchRun
 
     context = ranks.setup(run.device if distributed else "cpu", backend="gloo", timeout=CATALOGUE_TIMEOUT) \
         if distributed else None
     try:
-        job = Catalogue(inputs=list(inputs), settings=run, output=output, stems=stems, audio_format=audio_format, bits=bits,
+        job = BatchRun(inputs=list(inputs), settings=run, output=output, stems=stems, audio_format=audio_format, bits=bits,
                         force=force, manifest=manifest_path, context=context, quiet=quiet, artifact=artifact)
         summary, failures, total = job.run()
     finally:

@@ -24,7 +24,7 @@ PIPE_EXAMPLE = "ffmpeg -i song.mp3 -f f32le -ac 2 -ar 44100 - | zoo stream | ffp
 def stream_stems(model, names: Optional[list[str]]) -> list[str]:
     """The stems to write, in the order named (each one's channels follow the previous one's). Default: the
     karaoke track (accompaniment = mixture − vocals) of any model with a vocals stem, else the model's first."""
-    from ..separate import choose_stems
+    from ..separation import choose_stems
     from ..stems import ACCOMPANIMENT, available_stems
 
     available = available_stems(model.stems)
@@ -63,9 +63,10 @@ def stream_command(run: RunSettings, latency: Optional[float], raw_format: Optio
 
         ffmpeg -i song.mp3 -f f32le -ac 2 -ar 44100 - | zoo stream | ffplay -f f32le -ar 44100 -ch_layout stereo -
     """
-    from ..separate import model_label
+    from ..separation import model_label
     from ..stream import StreamingSeparator, options_for_latency
-    from .runner import check_segment, load_for_inference
+    from ..loading import load
+    from .runner import check_segment
     from .separate import parse_stems
 
     raw_format = _input_format(raw_format, old_format)
@@ -80,7 +81,7 @@ def stream_command(run: RunSettings, latency: Optional[float], raw_format: Optio
     if os.isatty(1):
         raise ZooError("standard output is a terminal; pipe zoo stream into a player or a file")
     names = parse_stems(stem_list)
-    model = load_for_inference(run.model, run.device, run.precision)
+    model = load(run.model, device=run.device, precision=run.precision)
     check_segment(model, run.separation)  # before reading any input; --latency only shortens the segment
     stems = stream_stems(model, names)
     source = PcmInput(0, StreamFormat(FORMATS[raw_format], rate, channels))

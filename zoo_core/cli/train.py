@@ -1,6 +1,6 @@
 """`zoo train`: train (or fine-tune, or resume) a registry model with the paper's recipe.
 
-The same command runs under torchrun: ``torchrun --nproc_per_node N -m zoo_core.train MODEL ...``.
+The same command runs under torchrun: ``torchrun --nproc_per_node N -m zoo_core.cli train MODEL ...``.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def train_command(ctx: click.Context, model: Optional[str], resume: Optional[Pat
     zoo train tfc-tdf-small --musdb ROOT -o runs/small
     zoo train tdc-17 --init tdc-17:top1 --musdb ROOT -o runs/tdc-ft
     zoo train --resume runs/small
-    torchrun --nproc_per_node 4 -m zoo_core.train tfc-tdf-large --musdb ROOT -o runs/large
+    torchrun --nproc_per_node 4 -m zoo_core.cli train MODEL --musdb ROOT -o runs/large
     """
     from ..train.config import TrainConfig, load_config
     from ..train.loop import train

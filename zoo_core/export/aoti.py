@@ -47,7 +47,7 @@ class SpectrogramCore(nn.Module):
 def optimized_core(model: SeparationModel, device: torch.device) -> SpectrogramCore:
     """What a package compiles: the core of `zoo_core.inference.optimize` applied to ``model`` on ``device``,
     portable (an architecture's own rewrite may call kernels that torch.export cannot trace, e.g. NNPACK's)."""
-    return SpectrogramCore(optimize(copy.deepcopy(model).to(device), portable=True)).eval()
+    return SpectrogramCore(optimize(copy.deepcopy(model).to(device), target="aoti")).eval()
 
 
 def mixture_image(model: SeparationModel, frames: int, batch: int, generator: torch.Generator) -> Tensor:

@@ -17,15 +17,15 @@ if TYPE_CHECKING:  # a loader reads metadata without importing the model code
 
 METADATA_FILE = "zoo.json"
 SCHEMA = 1
-# the fields of model.weights_info that describe the weights (the model name is already in the metadata)
+# the fields of model.provenance that describe the weights (the model name is already in the metadata)
 WEIGHTS_FIELDS = ("variant", "sha256", "source_url", "source_git_sha1", "format", "layout")
 
 
 def chunk_geometry(model: SeparationModel, segment: Optional[int], overlap: Optional[int]) -> tuple[int, int]:
     """(segment, overlap) in samples; what is not given defaults to `zoo separate`'s hop-aligned choice."""
-    from ..separate import SeparationOptions
+    from ..separation import SeparationSettings
 
-    default_segment, default_overlap = SeparationOptions().geometry(model)
+    default_segment, default_overlap = SeparationSettings().geometry(model)
     segment = segment or default_segment
     overlap = default_overlap if overlap is None else overlap
     if not 0 <= overlap < segment:
@@ -34,10 +34,10 @@ def chunk_geometry(model: SeparationModel, segment: Optional[int], overlap: Opti
 
 
 def weights_metadata(model: SeparationModel) -> Optional[dict[str, Any]]:
-    info = getattr(model, "weights_info", None)
-    if info is None:
+    if model.provenance is None:
         return None
-    return {key: info.get(key) for key in WEIGHTS_FIELDS}
+    info = model.provenance.as_dict()
+    return {key: info[key] for key in WEIGHTS_FIELDS}
 
 
 def build_metadata(model: SeparationModel, entry: ModelEntry, fmt: str, **extra: Any) -> dict[str, Any]:

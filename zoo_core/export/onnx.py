@@ -132,7 +132,7 @@ def export_onnx(
     exact = ExactReference(reference)
     # the exact inference rewrite in standard operations (no oneDNN fusion, NCHW): BatchNorm folded, per-frame
     # convolutions as 1 x k 2-D ones; ONNX Runtime runs it about 1.5x faster than the unmodified graph
-    portable = optimize(model, torch.float32, channels_last=False, portable=True, fuse_relu=False)
+    portable = optimize(model, torch.float32, target="onnx")
     exported = SpectrogramCore(with_affine_batchnorms(portable)).eval()
     generator = torch.Generator().manual_seed(0)
     frames = list(check_frames or default_check_frames(model))

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Optional
 
 from ..errors import ZooError
-from ..registry import Catalogue, ModelEntry, architecture_for, block_for
+from ..registry import ModelCatalogue, ModelEntry, architecture_for, block_for
 
 
-def unsupported_reason(entry: ModelEntry, fmt: str, catalogue: Optional[Catalogue] = None) -> Optional[str]:
+def unsupported_reason(entry: ModelEntry, fmt: str, catalogue: Optional[ModelCatalogue] = None) -> Optional[str]:
     """Why ``entry``'s network cannot be exported to ``fmt``, as its architecture or block declares; None if it can."""
     for part in (architecture_for(entry, catalogue), block_for(entry, catalogue)):
         if part is not None and fmt in part.unsupported:
@@ -19,7 +19,7 @@ def unsupported_reason(entry: ModelEntry, fmt: str, catalogue: Optional[Catalogu
     return None
 
 
-def check_supported(entry: ModelEntry, fmt: str, catalogue: Optional[Catalogue] = None) -> None:
+def check_supported(entry: ModelEntry, fmt: str, catalogue: Optional[ModelCatalogue] = None) -> None:
     """Raise the one-line refusal when ``entry`` declares it cannot be exported to ``fmt``."""
     reason = unsupported_reason(entry, fmt, catalogue)
     if reason is not None:

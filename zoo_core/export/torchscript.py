@@ -178,7 +178,7 @@ def export_torchscript(
         # the file holds the exact inference rewrite of the model (zoo_core.inference.optimize: BatchNorm folded,
         # fused ReLU, channels-last); every check compares it with the unmodified eager model
         artifact = SeparatorArtifact(copy.deepcopy(model).cpu().eval(), segment, overlap).eval()
-        fast = SeparatorArtifact(optimize(artifact.model, portable=True), segment, overlap).eval()
+        fast = SeparatorArtifact(optimize(artifact.model, target="torchscript"), segment, overlap).eval()
         with torchscript_deprecation_silenced():
             scripted = torch.jit.script(fast)
             checks = compare(artifact, scripted, torch.device("cpu"), lengths)

@@ -1,6 +1,6 @@
 """Separating with an exported file: `open_artifact(path)` gives the engine's model protocol for any format.
 
-`zoo_core.separate` needs of a model only ``model(batch [B, 2, L]) -> [B, model_stems, 2, L]``,
+`zoo_core.separation` needs of a model only ``model(batch [B, 2, L]) -> [B, model_stems, 2, L]``,
 ``sample_rate``, ``hop_length``, ``stems`` and ``training_segment()``. Each format gets a small adapter that
 presents exactly that, from the file's ``zoo.json`` alone, so `separate`, `separate_file` and ``zoo separate
 --artifact`` run unchanged on it, with the same streaming overlap-add as the eager model:
@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..chunking import DEFAULT_OVERLAP
+from ..provenance import WeightsProvenance
 from ..errors import ZooError
 from .spectral import FramingContract, SpectralHost
 
@@ -42,10 +43,10 @@ class ArtifactModel(nn.Module):
         self.default_segment = int(metadata.get("chunked", {}).get("segment") or contract.training_segment())
         # the model's default overlap fraction (its registry entry's), so that --segment cuts as with -m MODEL
         self.default_overlap = float((metadata.get("entry") or {}).get("overlap", DEFAULT_OVERLAP))
-        # what names the output folder (`zoo_core.separate.model_folder`): <model>_<variant> of the weights
+        # what names the output folder (`zoo_core.separation.model_folder`): <model>_<variant> of the weights
         weights = metadata.get("weights") or {}
-        self.weights_info = {"model": metadata["model"], "variant": weights.get("variant")} if weights else None
         self.entry_name = str(metadata["model"])
+        self.provenance = WeightsProvenance(self.entry_name, str(weights.get("variant") or "")) if weights else None
 
     def forward(self, mixture: Tensor) -> Tensor:
         return self.separator(mixture)
@@ -74,7 +75,7 @@ class OnDevice(nn.Module):
 
 
 def open_artifact(path: str | Path, device: str = "cpu") -> ArtifactModel:
-    """The exported file at ``path`` as a model for `zoo_core.separate`, after the loaders' safety checks.
+    """The exported file at ``path`` as a model for `zoo_core.separation`, after the loaders' safety checks.
     ``device="auto"`` is where the file runs: the CPU for ONNX, the device an AOTInductor package was compiled
     (or a TorchScript file frozen) for, else CUDA when present."""
     from ..devices import AUTO, parse_device, resolve_device

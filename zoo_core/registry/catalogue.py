@@ -1,7 +1,7 @@
 """Assembling the catalogue: what plugins register (architectures, blocks, models) plus the registry files.
 
-Built once per process (`get_catalogue`), in this order: every plugin's architectures and blocks, svs-zoo's
-``registry.toml`` and the files in ``ZOO_REGISTRY``, every plugin's models. A malformed registration is
+Built once per process (`get_catalogue`), in this order: every plugin's architectures and blocks, every plugin's
+models (svs-zoo's built-in plugins register those of its ``registry.toml``), the files in ``ZOO_REGISTRY``. A malformed registration is
 recorded on its plugin (``zoo plugins`` shows it) and skipped; two plugins claiming one name is a conflict that
 stops every command with a line naming both. A model whose architecture or block no loaded plugin provides is
 hidden, with the reason.
@@ -20,11 +20,13 @@ from ..blocks import BlockType
 from ..errors import PluginError, RegistryError, ZooError
 from ..plugins import PluginSet
 from .parsing import entries_from_toml, entry_from_mapping
-from .schema import BUILTIN_SOURCE, ModelEntry
+from .schema import ModelEntry
 
 
 @dataclass
-class Catalogue:
+class ModelCatalogue:
+    """What the loaded plugins and registry files provide: architectures, blocks and named models."""
+
     plugins: PluginSet
     architectures: dict[str, Architecture] = field(default_factory=dict)
     blocks: dict[str, BlockType] = field(default_factory=dict)
@@ -46,6 +48,8 @@ class Catalogue:
         architecture = self.architectures.get(entry.architecture_name)
         if architecture is None:
             return f"architecture {entry.architecture_name!r} is not provided by any loaded plugin"
+        if architecture.uses_blocks and not entry.block:
+            return f"architecture {architecture.name!r} is built from blocks, but the model names no block"
         if architecture.uses_blocks and entry.block not in self.blocks:
             return f"block {entry.block!r} is not provided by any loaded plugin"
         return None
@@ -58,19 +62,11 @@ def _describe_plugin(plugins: PluginSet, name: str) -> str:
     return f"plugin {name!r}"
 
 
-def builtin_registry_path() -> Path:
-    """registry.toml inside the installed package, else at the root of a source checkout."""
-    packaged = Path(__file__).resolve().parent.parent / "registry.toml"
-    if packaged.exists():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "registry.toml"
-
-
-def build_catalogue(plugins: Optional[PluginSet] = None, registry_files: Iterable[Path] = ()) -> Catalogue:
+def build_catalogue(plugins: Optional[PluginSet] = None, registry_files: Iterable[Path] = ()) -> ModelCatalogue:
     if plugins is None:
         plugins = PluginSet()
         plugins.load_entry_points()
-    cat = Catalogue(plugins)
+    cat = ModelCatalogue(plugins)
 
     def named_things(kind: str, cls: type, store: dict[str, Any]) -> Callable[[str], Callable[[Any], None]]:
         """The ``register`` callback factory for architectures or blocks: validate, stamp the plugin, keep one."""
@@ -128,11 +124,10 @@ def build_catalogue(plugins: Optional[PluginSet] = None, registry_files: Iterabl
 
     plugins.call_each("register_architectures", named_things("architecture", Architecture, cat.architectures))
     plugins.call_each("register_blocks", named_things("block", BlockType, cat.blocks))
-    builtin = builtin_registry_path()
-    for path in [builtin, *registry_files]:
-        for entry in entries_from_toml(path, source=BUILTIN_SOURCE if path == builtin else None):
-            add_model(entry)
     plugins.call_each("register_models", model_register)
+    for path in registry_files:
+        for entry in entries_from_toml(path):
+            add_model(entry)
 
     for name, entry in list(cat.models.items()):
         why = cat.missing_parts(entry)
@@ -148,7 +143,7 @@ def extra_registry_files() -> list[Path]:
 
 
 @functools.lru_cache(maxsize=1)
-def get_catalogue() -> Catalogue:
+def get_catalogue() -> ModelCatalogue:
     return build_catalogue(registry_files=extra_registry_files())
 
 

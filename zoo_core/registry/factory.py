@@ -10,22 +10,24 @@ from ..architectures import NetworkContext
 from ..errors import ConfigError
 from ..framing import image_channels
 from ..model import SeparationModel, StftSettings
-from .catalogue import Catalogue, get_catalogue
+from ..provenance import WeightsProvenance
+from .catalogue import ModelCatalogue, get_catalogue
 from .queries import architecture_for, resolve, split_name
 from .schema import ModelEntry
 
 
-def create_model(
+def build_model(
     name: str | ModelEntry,
     variant: Optional[str] = None,
     *,
     stft: Optional[StftSettings] = None,
-    catalogue: Optional[Catalogue] = None,
+    provenance: Optional[WeightsProvenance] = None,
+    catalogue: Optional[ModelCatalogue] = None,
 ) -> SeparationModel:
-    """The model ``name`` with freshly initialised parameters (no weights are loaded).
+    """The model ``name`` with freshly initialised parameters (`zoo_core.load` then loads weights into it).
 
-    ``name`` may carry a released variant (``tdc-17:top1``), whose STFT settings are used; ``stft`` replaces
-    them (the settings recorded with imported or trained weights).
+    ``name`` may carry a released variant (``name:variant``), whose STFT settings are used; ``stft`` replaces
+    them (the settings recorded with imported or trained weights); ``provenance`` names the weights to come.
     """
     cat = catalogue or get_catalogue()
     if isinstance(name, ModelEntry):
@@ -47,11 +49,9 @@ def create_model(
         block_args=dict(entry.block_args),
     )
     network = architecture.create(context, entry.architecture_options)
-    model = SeparationModel(network, settings, entry.stems, entry.representation, entry.estimation)
-    model.entry_name = entry.name  # which catalogue entry it is (output folders, export metadata)
-    model.architecture_name = architecture.name  # whose inference rewrite applies (zoo_core.inference)
-    model.default_overlap = entry.overlap  # what zoo separate uses unless told otherwise
-    return model
+    return SeparationModel(network, settings, entry.stems, entry.representation, entry.estimation,
+                           entry_name=entry.name, architecture=architecture, default_overlap=entry.overlap,
+                           provenance=provenance)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -18,7 +18,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from ..architectures import DEFAULT_ARCHITECTURE
+from ..builtin import builtin_registry_path
 from ..errors import RegistryError
 from ..framing import ESTIMATIONS, REPRESENTATIONS
 from ..model import StftSettings
@@ -116,8 +116,6 @@ class _Checker:
         path = f"{prefix}.{name}"
         self.table(path, values, _MODEL_FIELDS)
         architecture = self._architecture(f"{path}.architecture", values.get("architecture", {}))
-        if "block" not in values and architecture.get("name", DEFAULT_ARCHITECTURE) == DEFAULT_ARCHITECTURE:
-            self.fail(path, "missing required field 'block'")
         stft = StftSettings(**self.table(f"{path}.stft", values.get("stft", {}), _STFT_FIELDS))
         variants = {}
         for variant_name, variant in values.get("variants", {}).items():
@@ -132,6 +130,8 @@ class _Checker:
             self.fail(f"{path}.default_variant", f"{default!r} is not one of its variants {sorted(variants)}")
         if default is None and variants:
             default = next(iter(variants))
+        if "name" not in architecture:
+            self.fail(f"{path}.architecture", "missing required field 'name' (the architecture that builds it)")
         fields = {k: v for k, v in values.items() if k not in ("stft", "variants", "default_variant", "target", "stems")}
         return ModelEntry(
             name=name, stems=self._stems(path, values), stft=stft, variants=variants, default_variant=default,
@@ -139,10 +139,11 @@ class _Checker:
         )
 
 
-def entries_from_toml(path: str | Path, source: Optional[str] = None) -> list[ModelEntry]:
-    """Parse every ``[models.NAME]`` table of a registry file (svs-zoo's or a plugin's).
+def entries_from_toml(path: str | Path, source: Optional[str] = None, section: Optional[str] = None) -> list[ModelEntry]:
+    """Parse every ``[models.NAME]`` table of a registry file (a plugin's, or a lab's own), or with ``section``
+    every ``[SECTION.models.NAME]`` table (svs-zoo's registry.toml groups its models per plugin).
 
-    Other top-level tables (a training card's ``[training]``) are not read.
+    Other tables (a training card's ``[training]``) are not read.
     """
     path = Path(path)
     try:
@@ -154,10 +155,11 @@ def entries_from_toml(path: str | Path, source: Optional[str] = None) -> list[Mo
     except tomllib.TOMLDecodeError as exc:
         raise RegistryError(f"{path}: invalid TOML: {exc}") from None
     checker = _Checker(str(path), _LineIndex(text))
-    models = data.get("models", {})
+    prefix = "models" if section is None else f"{section}.models"
+    models = data.get("models", {}) if section is None else data.get(section, {}).get("models", {})
     if not isinstance(models, dict):
-        checker.fail("models", "expected a table of models")
-    entries = [checker.model(name, values) for name, values in models.items()]
+        checker.fail(prefix, "expected a table of models")
+    entries = [checker.model(name, values, prefix) for name, values in models.items()]
     if source is None:
         return entries
     return [replace(entry, source=source) for entry in entries]
@@ -170,3 +172,9 @@ def entry_from_mapping(values: Mapping[str, Any], source: str) -> ModelEntry:
     if not isinstance(name, str) or not name:
         raise RegistryError(f"{source}: a registered model needs a 'name'")
     return _Checker(source).model(name, values, prefix="model")
+
+
+def builtin_entries(plugin: str) -> list[ModelEntry]:
+    """The models svs-zoo's registry.toml lists for the built-in plugin ``plugin`` (its ``[PLUGIN.models.*]``
+    tables), for that plugin's `register_models` hook."""
+    return entries_from_toml(builtin_registry_path(), source=plugin, section=plugin)

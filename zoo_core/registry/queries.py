@@ -12,7 +12,7 @@ from typing import Iterable, Optional
 from ..architectures import Architecture
 from ..blocks import BlockType
 from ..errors import UnknownModelError
-from .catalogue import Catalogue, get_catalogue
+from .catalogue import ModelCatalogue, get_catalogue
 from .schema import ModelEntry, WeightVariant
 
 
@@ -22,7 +22,7 @@ def split_name(name: str) -> tuple[str, Optional[str]]:
     return model, variant or None
 
 
-def list_models(filter: str | Iterable[str] = "", catalogue: Optional[Catalogue] = None) -> list[str]:
+def list_models(filter: str | Iterable[str] = "", catalogue: Optional[ModelCatalogue] = None) -> list[str]:
     """Model names matching fnmatch pattern(s), sorted; all of them for an empty filter."""
     cat = catalogue or get_catalogue()
     cat.check()
@@ -33,7 +33,7 @@ def list_models(filter: str | Iterable[str] = "", catalogue: Optional[Catalogue]
     return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns if p)]
 
 
-def get_entry(name: str, catalogue: Optional[Catalogue] = None) -> ModelEntry:
+def get_entry(name: str, catalogue: Optional[ModelCatalogue] = None) -> ModelEntry:
     cat = catalogue or get_catalogue()
     cat.check()
     model, _ = split_name(name)
@@ -52,19 +52,19 @@ def _suggestion(name: str, known: list[str]) -> str:
     return f"; did you mean {', '.join(close)}?" if close else "; run `zoo list` to see every model"
 
 
-def resolve(name: str, catalogue: Optional[Catalogue] = None) -> tuple[ModelEntry, Optional[WeightVariant]]:
+def resolve(name: str, catalogue: Optional[ModelCatalogue] = None) -> tuple[ModelEntry, Optional[WeightVariant]]:
     """Entry and released weights variant (the default one when the name has none) for ``name[:variant]``."""
     entry = get_entry(name, catalogue)
     return entry, entry.variant(split_name(name)[1])
 
 
-def block_for(entry: ModelEntry, catalogue: Optional[Catalogue] = None) -> Optional[BlockType]:
+def block_for(entry: ModelEntry, catalogue: Optional[ModelCatalogue] = None) -> Optional[BlockType]:
     """The entry's intermediate block type (None for an architecture without blocks)."""
     cat = catalogue or get_catalogue()
     return cat.blocks.get(entry.block)
 
 
-def architecture_for(entry: ModelEntry, catalogue: Optional[Catalogue] = None) -> Architecture:
+def architecture_for(entry: ModelEntry, catalogue: Optional[ModelCatalogue] = None) -> Architecture:
     cat = catalogue or get_catalogue()
     architecture = cat.architectures.get(entry.architecture_name)
     if architecture is None:

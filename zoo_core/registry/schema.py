@@ -6,12 +6,10 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping, Optional
 
-from ..architectures import DEFAULT_ARCHITECTURE
 from ..chunking import DEFAULT_OVERLAP
 from ..errors import UnknownModelError
 from ..model import StftSettings
 
-BUILTIN_SOURCE = "svs-zoo"
 DEFAULT_SDR_SET = "MUSDB18 test"  # where the ISMIR 2020 figures were measured; an entry's paper_sdr_set says otherwise
 # keys of the [architecture] table that belong to the framing, not to the architecture's builder
 FRAMING_KEYS = ("name", "representation", "estimation")
@@ -55,11 +53,11 @@ class ModelEntry:
     stft: StftSettings = field(default_factory=StftSettings)
     variants: Mapping[str, WeightVariant] = field(default_factory=dict)
     default_variant: Optional[str] = None
-    source: str = BUILTIN_SOURCE  # "svs-zoo" for registry.toml, else the plugin or file that defined it
+    source: str = ""  # the plugin or registry file that defined it
 
     @property
     def architecture_name(self) -> str:
-        return self.architecture.get("name", DEFAULT_ARCHITECTURE)
+        return self.architecture["name"]  # required (zoo_core.registry.parsing)
 
     @property
     def architecture_options(self) -> dict[str, Any]:

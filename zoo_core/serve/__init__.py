@@ -9,7 +9,7 @@
 
 The work folder (default ``$ZOO_HOME/serve``, ``--work-dir``) holds ``jobs/<id>/`` per uploaded file (the
 upload, ``job.json``, the stems under ``out/<model>_<variant>/<track>/``, the zip once asked for) and
-``manifest.jsonl``, the catalogue run's record of every separation (`zoo_core.catalogue`).
+``manifest.jsonl``, the catalogue run's record of every separation (`zoo_core.manifest`).
 
 Needs the ``serve`` extra (``pip install 'svs-zoo[serve]'``): starlette and uvicorn.
 """

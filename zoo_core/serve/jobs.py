@@ -3,7 +3,7 @@ pulled with their progress. This is the one module of `zoo serve` that calls the
 weights cache (`_separate`, `_pull`); the routes only see `Job`, `Queue` and plain dictionaries.
 
 Each separation goes through the catalogue run's pieces, as `zoo separate` uses them: the manifest
-(``<work>/manifest.jsonl``, `zoo_core.catalogue`) records ``started``, then ``done`` or ``failed``, and its resume
+(``<work>/manifest.jsonl``, `zoo_core.manifest`) records ``started``, then ``done`` or ``failed``, and its resume
 rule decides at the next start whether a job that was running when the server stopped is complete or is
 separated again over what its attempt left. A job that fails is recorded and shown; the queue goes on.
 """
@@ -204,18 +204,18 @@ class Queue:
 
     def _load(self, name: str):
         """The model of a job, kept loaded for the next job of the same model."""
-        from ..cli.runner import load_for_inference
+        from ..loading import load
 
         if self._model[0] != name:
             self._model = (None, None)  # free the previous model before loading another
-            self._model = (name, load_for_inference(name, self.device))
+            self._model = (name, load(name, device=self.device, precision="fp32"))
         return self._model[1]
 
     def _separate(self, job: Job) -> None:
-        from ..catalogue import DONE as RECORDED_DONE
-        from ..catalogue import FAILED as RECORDED_FAILED
-        from ..catalogue import STARTED, Manifest, decide, record
-        from ..separate import choose_stems, model_label, output_paths, separate_file
+        from ..manifest import DONE as RECORDED_DONE
+        from ..manifest import FAILED as RECORDED_FAILED
+        from ..manifest import STARTED, Manifest, decide, record
+        from ..separation import choose_stems, model_label, output_paths, separate_file
 
         folder = self.work.job_folder(job.id)
         source, out = folder / job.name, folder / "out"
@@ -316,8 +316,8 @@ class Queue:
     def speeds(self) -> dict[str, float]:
         """This machine's measured speed per model: seconds of audio per second of separation over every
         separation the manifest records as done (None-free; models never run here are absent)."""
-        from ..catalogue import DONE as RECORDED_DONE
-        from ..catalogue import Manifest
+        from ..manifest import DONE as RECORDED_DONE
+        from ..manifest import Manifest
 
         audio: dict[str, float] = {}
         wall: dict[str, float] = {}

@@ -7,7 +7,6 @@ import functools
 import threading
 from typing import Optional
 
-DEFAULT_MODEL = "tdc-17"  # the fast paper model (zoo_core.separate.DEFAULT_MODEL), preferred when nothing else is here
 _counting = threading.Lock()  # one thread counts, others wait for its cached figures
 
 
@@ -23,10 +22,10 @@ def parameters(name: str) -> int:
 def _count(name: str) -> int:
     import torch
 
-    from ..registry import count_parameters, create_model, get_entry
+    from ..registry import build_model, count_parameters
 
     with torch.device("meta"):
-        return count_parameters(create_model(get_entry(name)))
+        return count_parameters(build_model(name))
 
 
 def model_table(speeds: dict[str, float]) -> dict:
@@ -61,6 +60,6 @@ def default_model(rows: list[dict]) -> Optional[str]:
     """A model whose weights are here: tdc-17 if it is, else the cached one with the best published SDR; with
     none here, tdc-17 (its weights are one click away)."""
     cached = [row for row in rows if row["cached"]]
-    if not cached or any(row["name"] == DEFAULT_MODEL for row in cached):
-        return DEFAULT_MODEL
+    if not cached or any(row["name"] == default_model() for row in cached):
+        return default_model()
     return max(cached, key=lambda row: row["paper_sdr"] or float("-inf"))["name"]

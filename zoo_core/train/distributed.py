@@ -76,24 +76,24 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
-def wrap(unet: nn.Module, context: Context) -> nn.Module:
+def wrap(network: nn.Module, context: Context) -> nn.Module:
     """The module the training step calls: the U-Net itself, or its DDP wrapper (SyncBatchNorm on GPUs)."""
     if not context.distributed:
-        return unet
+        return network
     if context.device.type == "cuda":
-        unet = nn.SyncBatchNorm.convert_sync_batchnorm(unet)
-        return nn.parallel.DistributedDataParallel(unet, device_ids=[context.device.index])
-    return nn.parallel.DistributedDataParallel(unet)
+        network = nn.SyncBatchNorm.convert_sync_batchnorm(network)
+        return nn.parallel.DistributedDataParallel(network, device_ids=[context.device.index])
+    return nn.parallel.DistributedDataParallel(network)
 
 
 def unwrap(module: nn.Module) -> nn.Module:
     return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
 
 
-def sync_buffers(unet: nn.Module, context: Context) -> None:
+def sync_buffers(network: nn.Module, context: Context) -> None:
     """Rank 0's buffers (BatchNorm statistics) everywhere."""
     if context.distributed:
-        for buffer in unet.buffers():
+        for buffer in network.buffers():
             dist.broadcast(buffer, 0)
 
 

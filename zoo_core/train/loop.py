@@ -27,7 +27,8 @@ from torch.utils.data import DataLoader
 
 from ..errors import ConfigError, ZooError
 from ..model import SeparationModel
-from ..registry import architecture_for, count_parameters, create_model, get_entry, split_name
+from ..loading import load
+from ..registry import count_parameters, get_entry, split_name
 from . import checkpoint, distributed
 from ..weights.store import write_safetensors
 from .card import WEIGHTS_FILE, write_card
@@ -68,29 +69,27 @@ class Summary:
     weights_digest: str  # of the final weights this rank holds
 
 
-def build_model(config: TrainConfig, log: Log) -> SeparationModel:
-    """The model to train: pulled weights with ``--init``, else freshly initialised (see `initialise`)."""
+def model_to_train(config: TrainConfig, log: Log) -> SeparationModel:
+    """The model to train: pulled weights with ``--init``, else freshly initialised by its architecture's own
+    scheme (PyTorch's defaults for a family without one)."""
     entry = get_entry(config.model)
     if config.init:
         init_model = split_name(config.init)[0]
         if init_model != entry.name:
             raise ConfigError(f"--init {config.init} holds weights of {init_model!r}, not of {entry.name!r}")
-        from ..weights import load_model
-
-        model = load_model(config.init)
-        log(f"initialised from {config.init} ({model.weights_info['sha256'][:12]})")
+        model = load(config.init)
+        log(f"initialised from {config.init} ({model.provenance.sha256[:12]})")
         return model.train()
-    model = create_model(entry)
-    architecture = architecture_for(entry)
-    if architecture.initialise is not None:  # e.g. the paper's authors' scheme; else PyTorch's defaults
-        architecture.initialise(model.unet)
+    model = load(entry.name, init=True)
+    if model.architecture.initialise is not None:
+        model.architecture.initialise(model.network)
     return model.train()
 
 
 def make_optimizer(config: TrainConfig, model: SeparationModel) -> torch.optim.Optimizer:
     if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(model.unet.parameters(), lr=config.lr)
-    return torch.optim.Adam(model.unet.parameters(), lr=config.lr)
+        return torch.optim.RMSprop(model.network.parameters(), lr=config.lr)
+    return torch.optim.Adam(model.network.parameters(), lr=config.lr)
 
 
 def autocast_for(config: TrainConfig, device: torch.device):
@@ -105,19 +104,17 @@ def autocast_for(config: TrainConfig, device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16 if config.precision == "bf16" else torch.float16)
 
 
-def compute_loss(model: SeparationModel, unet, mixture: Tensor, targets: Tensor, loss: str, autocast) -> Tensor:
+def compute_loss(model: SeparationModel, network, mixture: Tensor, targets: Tensor, loss: str, autocast) -> Tensor:
     """Loss of one batch: ``mixture`` ``[B, 2, N]``, ``targets`` ``[B, stems, 2, N]`` in the model's stem order.
 
-    ``unet`` is the network to run (the model's own, or its DDP wrapper); the spectrogram API of the model does
-    everything around it, so training sees exactly what separation sees.
+    ``network`` is the network to run (the model's own, or its DDP wrapper); the spectrogram API of the model
+    does everything around it, so training sees exactly what separation sees.
     """
     mixture_spec = model.stft(mixture)
     image = model.framing(mixture_spec)
     with autocast:
-        estimate = unet(image)
-    estimate = estimate.float()
-    if model.masking:
-        estimate = estimate * image.unsqueeze(1)
+        estimate = network(image)
+    estimate = model.output_rule(estimate.float(), image)
     if loss == "spec-mse":
         batch, stems = targets.shape[:2]
         target_images = model.to_image(targets.reshape(batch * stems, *targets.shape[2:]))
@@ -135,7 +132,7 @@ class Trainer:
         random.seed(config.seed + context.rank)
         np.random.seed(config.seed + context.rank)
         torch.manual_seed(config.seed)  # the same initial weights on every rank
-        self.model = build_model(config, self.log_line).to(context.device)
+        self.model = model_to_train(config, self.log_line).to(context.device)
         self.chunk = self.model.settings.window_samples
         self.data: TrackSet = split_tracks(
             Path(config.musdb), self.model.sample_rate, self.chunk, config.valid_tracks
@@ -148,14 +145,14 @@ class Trainer:
         torch.manual_seed(config.seed + context.rank)
         if resume:
             self._restore()
-        self.unet = distributed.wrap(self.model.unet, context)
-        self.model.unet = distributed.unwrap(self.unet)  # SyncBatchNorm conversion may replace modules
+        self.network = distributed.wrap(self.model.network, context)
+        self.model.network = distributed.unwrap(self.network)  # SyncBatchNorm conversion may replace modules
 
     # ------------------------------------------------------------------------------------------ checkpoints
 
     def _restore(self) -> None:
         payload = checkpoint.load(checkpoint.checkpoint_dir(self.run) / checkpoint.LAST)
-        self.model.unet.load_state_dict(payload["unet"])
+        self.model.network.load_state_dict(_network_state(payload))
         self.optimizer.load_state_dict(payload["optimizer"])
         if payload["scaler"]:
             self.scaler.load_state_dict(payload["scaler"])
@@ -165,13 +162,13 @@ class Trainer:
         self.log_line(f"resumed {self.run} at step {self.state.step}")
 
     def _save(self) -> None:
-        distributed.sync_buffers(self.model.unet, self.context)
+        distributed.sync_buffers(self.model.network, self.context)
         rng = distributed.gather(checkpoint.capture_rng(), self.context)
         if self.context.is_main:
             checkpoint.save(
                 checkpoint.checkpoint_dir(self.run) / checkpoint.LAST,
                 {
-                    "unet": self.model.unet.state_dict(),
+                    "network": self.model.network.state_dict(),
                     "optimizer": self.optimizer.state_dict(),
                     "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
                     "rng": rng,
@@ -183,7 +180,7 @@ class Trainer:
 
     def validate(self) -> float:
         """Median validation SDR; validation tracks are shared out over the ranks."""
-        distributed.sync_buffers(self.model.unet, self.context)
+        distributed.sync_buffers(self.model.network, self.context)
         self.model.eval()
         mine = self.data.valid[self.context.rank :: self.context.world_size]
         scores = {track.name: track_sdr(self.model, track, self.config.valid_seconds) for track in mine}
@@ -196,7 +193,7 @@ class Trainer:
             if self.context.is_main:
                 checkpoint.save(
                     checkpoint.checkpoint_dir(self.run) / checkpoint.BEST,
-                    {"unet": self.model.unet.state_dict(), "step": self.state.step, "sdr": value},
+                    {"network": self.model.network.state_dict(), "step": self.state.step, "sdr": value},
                 )
         else:
             self.state.stale += 1
@@ -232,7 +229,7 @@ class Trainer:
     def _step(self, mixture: Tensor, target: Tensor) -> float:
         device = self.context.device
         mixture, target = mixture.to(device, non_blocking=True), target.to(device, non_blocking=True)
-        loss = compute_loss(self.model, self.unet, mixture, target, self.config.loss, self.autocast)
+        loss = compute_loss(self.model, self.network, mixture, target, self.config.loss, self.autocast)
         mean = distributed.mean_over_ranks(loss.detach(), self.context).item()
         if not math.isfinite(mean):
             last = checkpoint.checkpoint_dir(self.run) / checkpoint.LAST
@@ -246,7 +243,7 @@ class Trainer:
         self.scaler.scale(loss).backward()
         if self.config.clip_grad is not None:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.unet.parameters(), self.config.clip_grad)
+            torch.nn.utils.clip_grad_norm_(self.model.network.parameters(), self.config.clip_grad)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.state.step += 1
@@ -289,7 +286,7 @@ class Trainer:
         if best_path.is_file():
             best = checkpoint.load(best_path)
         else:  # no validation gave a defined SDR: the final weights
-            best = {"unet": self.model.unet.state_dict(), "step": self.state.step, "sdr": math.nan}
+            best = {"network": self.model.network.state_dict(), "step": self.state.step, "sdr": math.nan}
         settings = self.model.settings
         stft_json = json.dumps(settings.as_dict(), sort_keys=True)
         config = self.config
@@ -304,7 +301,7 @@ class Trainer:
             "init": config.init or "",
             "torch_version": torch.__version__,
         }
-        write_safetensors(self.run / WEIGHTS_FILE, best["unet"], metadata)
+        write_safetensors(self.run / WEIGHTS_FILE, best["network"], metadata)
         data = self.data
         origin = (
             f"zoo train: {self.entry.name} "
@@ -363,8 +360,8 @@ def train(config: TrainConfig, resume: bool = False, log: Log = print) -> Summar
         for line in trainer.data.skipped:
             trainer.log_line(f"warning: skipped {line}")
         stopped = trainer.fit()
-        distributed.sync_buffers(trainer.model.unet, context)
-        digest = distributed.weights_digest(trainer.model.unet.state_dict())
+        distributed.sync_buffers(trainer.model.network, context)
+        digest = distributed.weights_digest(trainer.model.network.state_dict())
         weights = card = None
         if context.is_main:
             weights, card = trainer.export()
@@ -373,3 +370,8 @@ def train(config: TrainConfig, resume: bool = False, log: Log = print) -> Summar
         return Summary(state.step, state.best_step, state.best_sdr, stopped, weights, card, trainer.data.skipped, digest)
     finally:
         distributed.teardown()
+
+
+def _network_state(payload: dict) -> dict:
+    """The network's state_dict in a training checkpoint (``unet`` in runs of releases before 0.2)."""
+    return payload["network"] if "network" in payload else payload["unet"]

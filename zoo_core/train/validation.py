@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..metrics import sdr
-from ..separate import separate
+from ..separation import separate
 from ..musdb import MusdbTrack as Track, combine
 
 AGGREGATION = (

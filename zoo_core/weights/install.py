@@ -12,10 +12,10 @@ import torch
 
 from ..errors import ZooError
 from ..model import StftSettings
-from ..registry import ModelEntry, WeightVariant, architecture_for, create_model, get_entry, split_name
+from ..registry import ModelEntry, WeightVariant, architecture_for, build_model, get_entry, split_name
 from .cache import cached_path, cached_variants, check_variant_name, variant_lock
 from .convert import Converted, checkpoint_file, read_checkpoint
-from .framing import weights_framing
+from .stft_provenance import stft_provenance
 from .fetch import Report, fetch_original
 from ..hashing import file_digests
 from .models import check_fits, resolve_variant, stft_json
@@ -72,7 +72,7 @@ def import_checkpoint(path: str | Path, model: str, variant: Optional[str] = Non
     The variant defaults to the released one whose hashes the file matches, else ``"imported"``. A released
     variant's name is only accepted for that exact file. ``stft`` (a released variant's name, or
     ``"hop_length=1024,center=true"``) says which STFT settings the weights were trained with when the file does
-    not tell (see `zoo_core.weights.framing`); the settings, and which rule chose them, are recorded in the
+    not tell (see `zoo_core.weights.stft_provenance`); the settings, and which rule chose them, are recorded in the
     cached file's metadata (``stft``, ``stft_source``). Returns the cached safetensors path.
     """
     source = checkpoint_file(path)
@@ -88,7 +88,7 @@ def import_checkpoint(path: str | Path, model: str, variant: Optional[str] = Non
             f"got {git_sha1}); import it under another --variant name"
         )
     converted = read_checkpoint(source, architecture_for(entry).convert)
-    settings, how = weights_framing(entry, converted, str(source), matched.name if matched else None, stft)
+    settings, how = stft_provenance(entry, converted, str(source), matched.name if matched else None, stft)
     url = released.url if released is not None else source.resolve().as_uri()
     _check_fit(entry, chosen, converted, settings, exit_code=2)
     target = cached_path(entry, chosen)
@@ -104,8 +104,8 @@ def _same_file(released: WeightVariant, git_sha1: str, sha256: str) -> bool:
 
 def _check_fit(entry: ModelEntry, variant: str, converted: Converted, stft: StftSettings, exit_code: int) -> None:
     """The converted tensors must load strictly into the model they are for (else a `ZooError`)."""
-    model = create_model(entry, stft=stft)
-    check_fits(model.unet, converted.tensors, f"{entry.name}:{variant}", exit_code)
+    model = build_model(entry, stft=stft)
+    check_fits(model.network, converted.tensors, f"{entry.name}:{variant}", exit_code)
 
 
 def _write(

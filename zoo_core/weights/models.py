@@ -29,12 +29,12 @@ def stft_json(stft: StftSettings) -> str:
     return json.dumps(stft.as_dict(), sort_keys=True)
 
 
-def check_fits(unet: nn.Module, tensors: Mapping[str, Tensor], label: str, exit_code: int = 2) -> None:
-    """Raise a `ZooError` naming the tensors unless ``tensors`` is exactly ``unet``'s state_dict in names and shapes.
+def check_fits(network: nn.Module, tensors: Mapping[str, Tensor], label: str, exit_code: int = 2) -> None:
+    """Raise a `ZooError` naming the tensors unless ``tensors`` is exactly ``network``'s state_dict in names and shapes.
 
     ``exit_code``: 2 when the tensors come from the user's file, 1 when from the cache.
     """
-    expected = unet.state_dict()
+    expected = network.state_dict()
     missing = [key for key in expected if key not in tensors]
     unexpected = [key for key in tensors if key not in expected]
     wrong = [

@@ -12,7 +12,7 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from zoo_core import Architecture, BlockContext, BlockType, hookimpl
-from zoo_core.layers import FrequencyMLP, make_activation
+from zoo_unet.layers import FrequencyMLP, make_activation  # the paper family's layers: this block extends it
 from zoo_core.registry import entries_from_toml
 
 

@@ -4,8 +4,8 @@ A dense block of 1-D convolutions along frequency, applied to every frame on its
 time. Meant for the U-Net with frequency-only sampling, as in the paper's 17-block TDC model.
 """
 
-from zoo_core import BlockContext, BlockType, hookimpl
-from zoo_core.layers import DenseConvStack
+from zoo_core import BlockContext, BlockType
+from .layers import DenseConvStack
 
 
 def build_tdc(ctx: BlockContext, *, layers: int = 5, kernel_f: int = 3, activation: str = "relu"):
@@ -15,7 +15,5 @@ def build_tdc(ctx: BlockContext, *, layers: int = 5, kernel_f: int = 3, activati
     )
 
 
-@hookimpl
-def register_blocks(register):
-    register(BlockType("tdc", build_tdc, sampling="frequency",
-                       description="Time-Distributed Convolutions: dense 1-D convs along frequency, per frame"))
+BLOCK = BlockType("tdc", build_tdc, sampling="frequency",
+                  description="Time-Distributed Convolutions: dense 1-D convs along frequency, per frame")

@@ -19,7 +19,7 @@ loaded weights file) or the exported file's SHA-256, the method, the segment and
 a fraction, after rounding to whole STFT hops), the precision, the container and the sample format. Which stems
 and which container are also in the output names the record lists.
 
-One run writes a manifest at a time (`zoo_core.cli.catalogue` holds a lock on the output folder), one whole
+One run writes a manifest at a time (`zoo_core.cli.batch` holds a lock on the output folder), one whole
 line per ``write`` under a lock of the file (`zoo_core.files.append_line`); a reader ignores a torn last line and
 the next line starts on a line of its own. Under torchrun rank r writes ``<manifest>.rank-<r>.jsonl`` beside the
 manifest and rank 0 folds those into the manifest at the start (leftovers of a killed run) and at the end of the

@@ -1,6 +1,6 @@
-"""One `zoo separate` run over a catalogue: plan (what is done, who does what), separate, record, report.
+"""`BatchRun`: one `zoo separate` run over many inputs: plan (what is done, who does what), separate, record, report.
 
-The same steps serve one process, ``--jobs N`` worker processes and torchrun ranks (`zoo_core.catalogue` has
+The same steps serve one process, ``--jobs N`` worker processes and torchrun ranks (`zoo_core.manifest` has
 the rules: sharding, the manifest, resume). Under torchrun rank 0 plans — lists the inputs, folds leftover
 manifest shards, decides what a rerun skips — and every rank receives that plan; the ranks read the declared
 durations of the inputs to do in turns, and each takes its share. At the end every rank's results go to rank
@@ -21,20 +21,20 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import click
 
-from ..catalogue import (
+from ..manifest import (
     DONE, FAILED, STARTED, Manifest, declared_seconds, decide, longest_first, record, run_settings, shard,
 )
 from ..errors import ZooError
-from ..separate import SeparationOptions, choose_stems, model_folder, model_label, output_paths, separate_file
+from ..separation import SeparationSettings, choose_stems, model_folder, model_label, output_paths, separate_file
 from .options import RunSettings
-from .runner import ProgressDisplay, check_segment, load_for_inference, run_items
+from .runner import ProgressDisplay, check_segment, run_items
 
 
-def _separate_one(model, item: tuple[Path, bool], *, out_dir: Path, options: SeparationOptions,
+def _separate_one(model, item: tuple[Path, bool], *, out_dir: Path, options: SeparationSettings,
                   stems: Optional[list[str]], audio_format: str, bits: Optional[str], force: bool, on_start,
                   progress) -> dict:
     path, overwrite = item
@@ -50,7 +50,7 @@ class Plan:
     skipped: list[Path]
     problems: list[tuple[Path, str]]
     total: int
-    settings: Optional[dict] = None  # what defines the outputs (`zoo_core.catalogue.run_settings`)
+    settings: Optional[dict] = None  # what defines the outputs (`zoo_core.manifest.run_settings`)
     redone: list[tuple[Path, str]] = field(default_factory=list)  # inputs done before, done again: why
 
 
@@ -64,7 +64,7 @@ class Outcome:
 
 
 @dataclass
-class Catalogue:
+class BatchRun:
     inputs: list[Path]
     settings: RunSettings
     output: Path
@@ -89,8 +89,6 @@ class Catalogue:
     def run(self) -> tuple[Optional[dict], list[tuple[str, int]], int]:
         """Returns (summary, failures, total inputs) on rank 0, (None, [], 0) elsewhere."""
         from ..train import distributed as ranks
-        from .separate import expand_inputs
-
         started = time.perf_counter()
         book = Manifest(self.manifest, self.rank, sharded=self.world > 1)
         files, problems = expand_inputs(self.inputs) if self.rank == 0 else ([], [])
@@ -178,11 +176,11 @@ class Catalogue:
         return model
 
     def _open(self):
-        if self.artifact is not None:
-            from ..hosts import open_artifact
+        from ..loading import load
 
-            return open_artifact(self.artifact, self._device())
-        return load_for_inference(self.settings.model, self._device(), self.settings.precision)
+        if self.artifact is not None:
+            return load(self.artifact, device=self._device())
+        return load(self.settings.model, device=self._device(), precision=self.settings.precision)
 
     def _outputs(self, model, path: Path) -> dict[str, Path]:
         return output_paths(self.output, model, path, choose_stems(model, self.stems), self.audio_format)
@@ -212,7 +210,7 @@ class Catalogue:
             remove_stale_temporaries(folder)
 
     def _run_settings(self, model) -> dict:
-        """What defines this run's outputs (`zoo_core.catalogue.run_settings`), for the manifest."""
+        """What defines this run's outputs (`zoo_core.manifest.run_settings`), for the manifest."""
         from ..audio import OUTPUT_BITS, subtype_for
         from ..hashing import sha256_file
 
@@ -228,7 +226,7 @@ class Catalogue:
         if self.artifact is not None:
             artifact = sha256_file(self.artifact)
         else:
-            weights = (getattr(model, "weights_info", None) or {}).get("sha256") or None
+            weights = model.provenance.sha256 if model.provenance is not None else None
         return run_settings(model=model_label(model), weights=weights, artifact=artifact, method=options.method,
                             segment=segment, overlap=overlap,
                             precision=None if self.artifact is not None else self.settings.precision,
@@ -331,3 +329,30 @@ class Catalogue:
 
 
 LOCK_NAME = ".zoo.lock"  # in the output folder while a run writes there
+
+
+def expand_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Files as given; a folder stands for the audio files directly inside it. Two inputs with one track name
+    would write the same outputs, so the later ones are refused. Returns (files, [(input, problem)])."""
+    from ..audio import AUDIO_EXTENSIONS, is_audio_file, track_name
+
+    files: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if is_audio_file(p))
+            if not found:
+                problems.append((path, f"{path}: no audio files in this folder ({', '.join(AUDIO_EXTENSIONS)})"))
+            files.extend(found)
+        else:
+            files.append(path)
+    seen: dict[str, Path] = {}
+    unique = []
+    for path in files:
+        name = track_name(path)
+        if name in seen:
+            problems.append((path, f"{path}: same track name as {seen[name]}; the outputs would collide"))
+        else:
+            seen[name] = path
+            unique.append(path)
+    return unique, problems

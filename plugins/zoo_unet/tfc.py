@@ -3,8 +3,8 @@
 The TDC dense block with 2-D ``kernel_t x kernel_f`` convolutions, so it sees neighbouring frames too.
 """
 
-from zoo_core import BlockContext, BlockType, hookimpl
-from zoo_core.layers import DenseConvStack
+from zoo_core import BlockContext, BlockType
+from .layers import DenseConvStack
 
 
 def build_tfc(ctx: BlockContext, *, layers: int = 5, kernel_t: int = 3, kernel_f: int = 3, activation: str = "relu"):
@@ -13,7 +13,5 @@ def build_tfc(ctx: BlockContext, *, layers: int = 5, kernel_t: int = 3, kernel_f
     )
 
 
-@hookimpl
-def register_blocks(register):
-    register(BlockType("tfc", build_tfc, sampling="time-frequency",
-                       description="Time-Frequency Convolutions: dense 2-D convs"))
+BLOCK = BlockType("tfc", build_tfc, sampling="time-frequency",
+                  description="Time-Frequency Convolutions: dense 2-D convs")

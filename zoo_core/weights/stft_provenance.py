@@ -1,19 +1,19 @@
 """Which STFT settings a set of weights was trained with: a network's weights are only right with its framing.
 
-The two generations of the authors' code framed the same U-Nets differently (tfc-tdf-large: hop 2048 without
-centring in the paper's code, hop 1024 centred in the Lightning code), so weights must never silently take the
-registry's defaults. In order:
+Code generations of one network family may frame the same network differently (the paper's tfc-tdf-large: hop
+2048 without centring in the authors' first code, hop 1024 centred in their Lightning code), so weights must
+never silently take the registry's defaults. In order:
 
 1. a released variant (the file's hashes matched it, or the user named it with ``--stft VARIANT``): its settings;
 2. settings the user gave (``--stft hop_length=1024,center=true``) over the model's registry defaults;
-3. settings the checkpoint records itself (a Lightning file's hyper-parameters, svs-zoo's safetensors metadata);
-   a ``state_dict()`` saved from svs-zoo's own Python model records none and has the model's default framing,
-   the one ``create_model(name)`` built it with;
+3. settings the checkpoint records itself (saved hyper-parameters a family's converter reads, svs-zoo's
+   safetensors metadata); a ``state_dict()`` saved from svs-zoo's own Python model records none and has the
+   model's default framing, the one ``zoo_core.load(name, init=True)`` built it with;
 4. the settings of the model's released variants in the same layout, when they agree (a re-saved copy of
    ``epoch2007`` takes ``epoch2007``'s framing);
 5. the model's only framing, when its registry defaults and every released variant share one (nothing to choose
-   between), unless the file is in the Lightning layout and that framing is not centred: the Lightning code
-   always centred its STFT, so such a file was trained with another framing;
+   between), unless it contradicts what the file's layout implies (`Conversion.implied_stft`: code that always
+   centred its STFT cannot have trained an uncentred framing);
 6. otherwise a one-line error asking for ``--stft``: nothing is guessed.
 
 Callers report which rule decided (the second value returned), so the choice is never silent.
@@ -62,7 +62,7 @@ def _settled(entry: ModelEntry, changes: dict[str, Any], where: str) -> StftSett
     return stft
 
 
-def weights_framing(
+def stft_provenance(
     entry: ModelEntry, converted: Converted, source: str, released: Optional[str] = None, given: Optional[str] = None
 ) -> tuple[StftSettings, str]:
     """``(settings, how they were found)`` for ``converted`` weights of ``entry`` (see the module docstring)."""
@@ -76,17 +76,20 @@ def weights_framing(
     if converted.stft:
         return _settled(entry, dict(converted.stft), source), "the checkpoint's own record"
     if converted.layout == "svs-zoo":  # a state_dict saved from svs-zoo's own Python model, which records nothing
-        return entry.stft_for(entry.variant()), f"{entry.name}'s default framing, as create_model builds it"
+        return entry.stft_for(entry.variant()), f"{entry.name}'s default framing, as the zoo builds it"
     same_layout = [v for v in entry.variants.values() if v.layout == converted.layout]
     framings = {entry.stft_for(v) for v in same_layout}
     if len(framings) == 1:
         names = ", ".join(v.name for v in same_layout)
         return framings.pop(), f"the {converted.layout} layout of released {entry.name}:{names}"
     known = {entry.stft} | {entry.stft_for(v) for v in entry.variants.values()}
-    if len(known) == 1 and (converted.layout != "lightning" or entry.stft.center):
+    implied = dict(converted.implied_stft)
+    contradicted = [key for key, value in implied.items() if getattr(entry.stft, key) != value]
+    if len(known) == 1 and not contradicted:
         return entry.stft, f"{entry.name}'s only framing"
     why = (f"{len(known)} framings among its defaults and released variants" if len(known) > 1
-           else "an uncentred framing, and the Lightning code always centred its STFT")
+           else f"its only framing contradicts what the {converted.layout} layout implies "
+                f"({', '.join(f'{key}={implied[key]}' for key in contradicted)})")
     raise ZooError(
         f"cannot tell which STFT settings {source} was trained with: it records none, {entry.name} has "
         f"{'no' if not framings else 'disagreeing'} released variants in its {converted.layout} layout and {why}; "

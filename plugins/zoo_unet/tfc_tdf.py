@@ -8,8 +8,8 @@ from typing import Optional
 
 from torch import Tensor, nn
 
-from zoo_core import BlockContext, BlockType, hookimpl
-from zoo_core.layers import DenseConvStack, FrequencyMLP
+from zoo_core import BlockContext, BlockType
+from .layers import DenseConvStack, FrequencyMLP
 
 
 class TFCTDF(nn.Module):
@@ -44,7 +44,5 @@ def build_tfc_tdf(
     return TFCTDF(tfc, tdf)
 
 
-@hookimpl
-def register_blocks(register):
-    register(BlockType("tfc-tdf", build_tfc_tdf, sampling="time-frequency",
-                       description="TFC followed by a residual TDF (the paper's best block)"))
+BLOCK = BlockType("tfc-tdf", build_tfc_tdf, sampling="time-frequency",
+                  description="TFC followed by a residual TDF (the paper's best block)")

@@ -9,8 +9,8 @@ from typing import Optional
 
 from torch import Tensor, nn
 
-from zoo_core import BlockContext, BlockType, hookimpl
-from zoo_core.layers import FrequencyMLP
+from zoo_core import BlockContext, BlockType
+from .layers import FrequencyMLP
 
 
 class TDFBlock(nn.Module):
@@ -41,7 +41,5 @@ def build_tdf(
     return TDFBlock(ctx, mlp)
 
 
-@hookimpl
-def register_blocks(register):
-    register(BlockType("tdf", build_tdf, sampling="frequency",
-                       description="Time-Distributed Fully-connected: a frequency MLP per frame"))
+BLOCK = BlockType("tdf", build_tdf, sampling="frequency",
+                  description="Time-Distributed Fully-connected: a frequency MLP per frame")

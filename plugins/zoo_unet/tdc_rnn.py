@@ -5,11 +5,8 @@ context across frames, the GRU adds it. Defaults are those of the authors' refac
 uses 2-D strided sampling.
 """
 
-from zoo_core import hookimpl
-from zoo_core.layers import recurrent_block_type
+from .recurrent import recurrent_block_type
 
 
-@hookimpl
-def register_blocks(register):
-    register(recurrent_block_type("tdc-rnn", time_distributed=True,
-                                  description="TDC plus a residual bidirectional-GRU branch over time"))
+BLOCK = recurrent_block_type("tdc-rnn", time_distributed=True,
+                             description="TDC plus a residual bidirectional-GRU branch over time")

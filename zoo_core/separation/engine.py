@@ -1,4 +1,4 @@
-"""Separating real recordings: a streaming overlap-add engine, the `separate` tensor API and `separate_file`.
+"""The separation engine: streaming overlap-add over any model (`separate_blocks`, `OverlapAdd`).
 
 The track is cut into overlapping segments (`zoo_core.chunking.segment_starts`), segments go through the model
 in batches and are blended back with `zoo_core.chunking.overlap_weights`, exactly as the exported TorchScript
@@ -12,31 +12,25 @@ model with a vocals stem (`zoo_core.stems`; written by default for a model that 
 engine needs of ``model`` only: calling it on ``[batch, 2, samples]`` to get ``[batch, stems, 2, samples]``,
 and ``sample_rate``, ``hop_length``, ``stems`` and ``training_segment()``.
 
-``python -m zoo_core.separate`` is `zoo separate` (with ``--distributed`` under torchrun).
-
 ``method="authors"`` instead runs `zoo_core.reproduce.separate_like_authors` (the original chunk-and-trim
-procedure of the ISMIR 2020 code) on the whole track: the path that reproduces the paper's numbers.
+procedure of the paper's authors) on the whole track: the path that reproduces the paper's numbers.
 """
 
 from __future__ import annotations
 
-import os
-import time
 from collections import deque
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .audio import AtomicWriter, StreamResampler, check_input_path, open_audio, subtype_for, track_name
-from .chunking import DEFAULT_OVERLAP, overlap_weights, segment_starts
-from .errors import ZooError
-from .stems import ACCOMPANIMENT, available_stems, can_complement, output_stems
+from ..audio import StreamResampler
+from ..chunking import DEFAULT_OVERLAP, overlap_weights, segment_starts
+from ..errors import ZooError
+from ..stems import ACCOMPANIMENT, available_stems, can_complement
 
-DEFAULT_MODEL = "tdc-17"  # the one model whose paper weights are reachable offline (ZOO_WEIGHTS_MIRROR)
 DEFAULT_BATCH_SIZE = 1  # on CPU a batch of one is fastest and smallest; raise it on a GPU
 METHODS = ("overlap-add", "authors")
 
@@ -45,7 +39,7 @@ Blocks = dict[str, np.ndarray]  # stem -> [frames, channels] float32
 
 
 @dataclass(frozen=True)
-class SeparationOptions:
+class SeparationSettings:
     """How a track is cut: ``segment`` seconds (None: the model's training window), ``overlap`` as a fraction of
     a segment (None: the model's default, `DEFAULT_OVERLAP` unless its registry entry says otherwise; both rounded
     to whole STFT hops, see `geometry`), segments per model call, and the method (``overlap-add`` or
@@ -165,7 +159,7 @@ def separate_blocks(
     blocks: Iterable[np.ndarray],
     sample_rate: int,
     channels: int,
-    options: SeparationOptions = SeparationOptions(),
+    options: SeparationSettings = SeparationSettings(),
     progress: Optional[Progress] = None,
 ) -> Iterator[Blocks]:
     """Mixture ``[frames, channels]`` float32 blocks → ``{stem: block}`` at the same rate and channel count, with
@@ -204,7 +198,7 @@ class BlockSeparator:
     (``m`` may be 0); concatenated, they hold exactly as many frames as were pushed. `separate_blocks` is a
     loop over this class; `zoo_core.stream.StreamingSeparator` adds a fixed latency on top."""
 
-    def __init__(self, model, sample_rate: int, channels: int, options: SeparationOptions = SeparationOptions()):
+    def __init__(self, model, sample_rate: int, channels: int, options: SeparationSettings = SeparationSettings()):
         options.validate()
         _check_channels(channels)
         if options.method != "overlap-add":
@@ -301,7 +295,7 @@ def _separate_like_authors(
     model, blocks: Iterable[np.ndarray], sample_rate: int, channels: int, progress: Optional[Progress]
 ) -> Iterator[Blocks]:
     """The original procedure needs the whole track at once (it pads the track, not a stream)."""
-    from .reproduce import separate_like_authors
+    from ..reproduce import separate_like_authors
 
     parts = []
     for block in blocks:
@@ -318,200 +312,3 @@ def _separate_like_authors(
     back = StreamResampler(model.sample_rate, sample_rate, 2 * len(model.stems))
     yield from pairing.add_estimates(back(_interleave(estimates), last=True))
     yield from pairing.flush()
-
-
-def separate(
-    model,
-    waveform: Tensor,
-    sample_rate: int,
-    *,
-    segment: Optional[float] = None,
-    overlap: Optional[float] = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    method: str = "overlap-add",
-) -> dict[str, Tensor]:
-    """Separate a waveform held in memory.
-
-    Args:
-        model: a `SeparationModel` (or its TorchScript module), already on its device and in eval mode.
-        waveform: ``[channels, samples]`` or ``[batch, channels, samples]``, mono or stereo, any length.
-        sample_rate: the waveform's rate; other rates than the model's are resampled there and back.
-        segment: segment length in seconds (default: the model's training window).
-        overlap: fraction of a segment shared with the next one (linear cross-fade); None: the model's default.
-        batch_size: segments per model call.
-        method: ``"overlap-add"`` (default) or ``"authors"`` (the original ISMIR 2020 chunk-and-trim).
-
-    Returns:
-        ``{stem: waveform}`` for every stem of ``output_stems(model.stems)`` (``{"vocals", "accompaniment"}`` for
-        the paper's models): float32 CPU tensors with the input's shape and rate; accompaniment = mixture − vocals.
-
-    Example::
-
-        model = zoo_core.load_model("tdc-17")
-        stems = separate(model, torch.randn(2, 44100 * 5), 44100)
-    """
-    options = SeparationOptions(segment=segment, overlap=overlap, batch_size=batch_size, method=method)
-    options.validate()
-    if waveform.dim() not in (2, 3):
-        raise ZooError(f"waveform must be [channels, samples] or [batch, channels, samples], got {list(waveform.shape)}")
-    batched = waveform if waveform.dim() == 3 else waveform.unsqueeze(0)
-    if batched.shape[-1] == 0:
-        raise ZooError("waveform has no samples")
-    if batched.shape[1] not in (1, 2):
-        raise ZooError(f"{batched.shape[1]} channels; only mono and stereo are supported")
-    if not torch.isfinite(batched).all():
-        raise ZooError("waveform contains NaN or infinite samples")
-    names = output_stems(model.stems)
-    results: dict[str, list[Tensor]] = {stem: [] for stem in names}
-    for item in batched:
-        mixture = item.detach().to("cpu", torch.float32).T.contiguous().numpy()
-        pieces = list(separate_blocks(model, [mixture], sample_rate, item.shape[0], options))
-        for stem in names:
-            results[stem].append(torch.from_numpy(np.concatenate([p[stem] for p in pieces]).T.copy()))
-    return {stem: torch.stack(parts) if waveform.dim() == 3 else parts[0] for stem, parts in results.items()}
-
-
-@dataclass
-class FileResult:
-    """What `separate_file` wrote."""
-
-    input: Path
-    track: str
-    outputs: dict[str, Path]
-    sample_rate: int
-    channels: int
-    frames: int
-    seconds: float
-    warnings: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return {
-            "input": str(self.input),
-            "track": self.track,
-            "outputs": {stem: str(path) for stem, path in self.outputs.items()},
-            "sample_rate": self.sample_rate,
-            "channels": self.channels,
-            "frames": self.frames,
-            "seconds": round(self.seconds, 3),
-            "warnings": self.warnings,
-        }
-
-
-def model_folder(model) -> str:
-    """The output folder of a model: ``<model>_<variant>`` of the weights it holds (``tdc-17_top1``), its
-    registry name for initialised parameters, ``model`` for anything else. One rule for every command."""
-    info = getattr(model, "weights_info", None) or {}
-    if info.get("model"):
-        name = f"{info['model']}_{info['variant']}" if info.get("variant") else str(info["model"])
-    else:
-        name = str(getattr(model, "entry_name", "") or "model")
-    return name.replace(":", "_")  # a colon is not portable in a file name
-
-
-def model_label(model) -> str:
-    """``<model>:<variant>`` of the weights a model holds (``tdc-17:top1``), as the manifest records it."""
-    info = getattr(model, "weights_info", None) or {}
-    if info.get("model"):
-        return f"{info['model']}:{info['variant']}" if info.get("variant") else str(info["model"])
-    return str(getattr(model, "entry_name", "") or "model")
-
-
-def choose_stems(model, stems: Optional[Sequence[str]]) -> list[str]:
-    """The stems to write: the default ones (`output_stems`), or those named, in the model's order, of every
-    stem it can give (`available_stems`: also the accompaniment of a multi-stem model); unknown names are an
-    error."""
-    available = available_stems(model.stems)
-    if not stems:
-        return output_stems(model.stems)
-    unknown = [stem for stem in stems if stem not in available]
-    if unknown:
-        raise ZooError(f"no stem {unknown[0]!r} in this model (it gives {', '.join(available)})")
-    return [stem for stem in available if stem in stems]
-
-
-def output_paths(out_dir: Path, model, path: Path, stems: Sequence[str], format: str = "wav") -> dict[str, Path]:
-    """``<out>/<model_folder>/<track>/<stem>.<format>``."""
-    folder = Path(out_dir) / model_folder(model) / track_name(Path(path))
-    return {stem: folder / f"{stem}.{format}" for stem in stems}
-
-
-def separate_file(
-    model,
-    path: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    options: SeparationOptions = SeparationOptions(),
-    stems: Optional[Sequence[str]] = None,
-    format: str = "wav",
-    bits: Optional[str] = None,
-    force: bool = False,
-    on_start: Optional[Callable[[int], None]] = None,
-    progress: Optional[Progress] = None,
-) -> FileResult:
-    """Separate one file into ``<out_dir>/<model_folder>/<track>/<stem>.<format>``, one file per stem (all of
-    them, or those named in ``stems``).
-
-    The file is decoded, resampled, separated and written block by block (flat memory for any length); the
-    outputs have the input's rate, channel count and length, and appear only once complete (temporary names,
-    then a rename). Existing outputs are an error unless ``force``. ``on_start`` receives the declared number
-    of frames and the sample rate, ``progress`` the frames consumed so far, block by block. Raises `ZooError`
-    for bad input.
-    """
-    path = Path(path)
-    subtype = subtype_for(format, bits)
-    options.validate()
-    chosen = choose_stems(model, stems)
-    check_input_path(path)
-    outputs = output_paths(Path(out_dir), model, path, chosen, format)
-    existing = [str(p) for p in outputs.values() if p.exists()]
-    if existing and not force:
-        raise ZooError(f"{existing[0]} exists; pass --force to overwrite")
-    started = time.perf_counter()
-    reader = open_audio(path)
-    if on_start is not None:
-        on_start(reader.frames, reader.sample_rate)
-    writers: dict[str, AtomicWriter] = {}
-    frames = 0
-    try:
-        for stem in chosen:
-            writers[stem] = AtomicWriter(outputs[stem], reader.sample_rate, reader.channels, format, subtype)
-        for blocks in separate_blocks(model, reader.blocks(), reader.sample_rate, reader.channels, options, progress):
-            for stem, writer in writers.items():
-                writer.write(blocks[stem])
-            frames += next(iter(blocks.values())).shape[0]
-        committed: list[Path] = []
-        try:
-            for writer in writers.values():
-                writer.commit()
-                committed.append(writer.path)
-        except BaseException:  # all stems or none: a kill between two renames must not leave half a set
-            for done in committed:
-                done.unlink(missing_ok=True)
-            raise
-        warnings = [
-            f"{writer.path}: {writer.clipped} samples beyond ±1 were clipped by the {bits or '24'}-bit format; "
-            "use --bits float (WAV) to keep them"
-            for writer in writers.values()
-            if writer.clipped
-        ]
-    except BaseException as exc:
-        for writer in reversed(list(writers.values())):  # the first one made the folders: it goes last
-            writer.discard()
-        if isinstance(exc, OSError):  # a full disk, a folder we may not write to
-            raise ZooError(f"{path}: cannot write the outputs ({exc})", exit_code=1) from None
-        raise
-    return FileResult(
-        path, track_name(path), outputs, reader.sample_rate, reader.channels, frames, time.perf_counter() - started,
-        warnings,
-    )
-
-
-if __name__ == "__main__":  # python -m zoo_core.separate: `zoo separate`, sharing the inputs under torchrun
-    import sys
-
-    from zoo_core.cli import run_command
-
-    arguments = sys.argv[1:]
-    if "WORLD_SIZE" in os.environ and "--distributed" not in arguments:
-        arguments.append("--distributed")
-    run_command("separate", arguments, prog_name="python -m zoo_core.separate")
