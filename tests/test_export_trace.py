@@ -37,6 +37,10 @@ PLUGIN = """
             out = self.mix(image * gains)
             return out.reshape(lead[0], self.stems, lead[1], bins, frames)
 
+    class Pinned(Gains):
+        def forward(self, image):
+            return super().forward(image) + torch.zeros(1, device=image.device)  # a trace records the device
+
     def build(ctx):
         return Gains(ctx)
 
@@ -44,12 +48,14 @@ PLUGIN = """
     def register_architectures(register):
         register(Architecture("gains-traced", build, uses_blocks=False, torchscript="trace"))
         register(Architecture("gains-scripted", build, uses_blocks=False))
+        register(Architecture("gains-pinned", lambda ctx: Pinned(ctx), uses_blocks=False, torchscript="trace"))
 
     @hookimpl
     def register_models(register):
         stft = {"n_fft": 512, "hop_length": 128, "frames": 32}
         register({"name": "gains-t", "architecture": {"name": "gains-traced"}, "stft": stft})
         register({"name": "gains-s", "architecture": {"name": "gains-scripted"}, "stft": stft})
+        register({"name": "gains-p", "architecture": {"name": "gains-pinned"}, "stft": stft})
 """
 
 
@@ -104,11 +110,21 @@ def test_untraceable_architecture_exports_by_trace_and_separates_like_eager(plug
 
 
 def test_unscriptable_architecture_without_trace_fails_in_one_line(plugin, tmp_path):
-    code, _, err = run_cli("export", "gains-s", "--init", "-o", tmp_path / "gains-s.ts.pt")
+    (tmp_path / "exports").mkdir()
+    code, _, err = run_cli("export", "gains-s", "--init", "-o", tmp_path / "exports" / "gains-s.ts.pt")
     assert code == 1
     assert len(err.strip().splitlines()) == 1
     assert err.startswith("error: gains-s cannot be scripted: ") and 'torchscript="trace"' in err
-    assert not list(tmp_path.glob("gains-s*"))
+    assert not list((tmp_path / "exports").iterdir())
+
+
+def test_a_trace_that_pins_a_device_is_refused_in_one_line(plugin, tmp_path):
+    """A traced file must run on CPU and CUDA alike: a device the trace recorded as a constant is refused."""
+    (tmp_path / "exports").mkdir()
+    code, _, err = run_cli("export", "gains-p", "--init", "-o", tmp_path / "exports" / "gains-p.ts.pt")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: gains-p's traced network creates a tensor on device 'cpu'") and "new_zeros" in err
+    assert not list((tmp_path / "exports").iterdir())
 
 
 def test_torchscript_mode_is_validated_in_one_line():

@@ -6,11 +6,12 @@
 artifact around it is scripted as usual. The STFT, framing, chunking and complement stay scripted code, so the
 file has the same methods and metadata as a scripted one and the Python and C++ hosts run it alike; what a
 trace cannot keep (Python control flow that depends on sizes) shows up in the exporter's self-check, which runs
-other lengths and batch sizes than the traced one.
+other lengths and batch sizes than the traced one; a device a trace recorded as a constant is refused here.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import torch
@@ -20,6 +21,7 @@ from ..errors import ZooError, first_line
 from ..model import SeparationModel
 from .artifact import SeparatorArtifact
 
+DEVICE_CONSTANT = re.compile(r'Device = prim::Constant\[value="([^"]+)"\]')
 TRACE_HINT = 'an architecture whose network TorchScript cannot compile declares torchscript="trace"'
 
 
@@ -54,6 +56,15 @@ def trace_network(model: SeparationModel, samples: int, name: str) -> torch.jit.
         # the tracer warns about every Python int it records as a constant; the self-check is what decides
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            return torch.jit.trace(model.unet, (example,), check_trace=False)
+            traced = torch.jit.trace(model.unet, (example,), check_trace=False)
     except Exception as exc:  # the tracer raises several kinds
         raise ZooError(f"{name} cannot be traced: {first_line(exc)}", exit_code=1) from None
+    pinned = DEVICE_CONSTANT.search(str(traced.inlined_graph))
+    if pinned:  # the file is portable (one file for CPU and CUDA) or it is refused
+        raise ZooError(
+            f"{name}'s traced network creates a tensor on device {pinned.group(1)!r} (torch.zeros(..., device=...), "
+            "or a layer that makes its own, e.g. an nn.GRU called without its initial state): make it from the "
+            "input (x.new_zeros(...)) so the exported file runs on every device",
+            exit_code=1,
+        )
+    return traced
