@@ -1,8 +1,9 @@
 """Both example plugins, installed by pip, through list, info, plugins, pull, separate, stream, export and the
 hosts: the U-Net one (examples/third-party-plugin) and the band-split one (examples/bandsplit-plugin: a non-U-Net
-architecture, exported by tracing, with a model whose weights ship in the package). Everything runs through the `zoo` command line with the install folder on the path
-(as `pip install` into the environment would put it), on an excerpt of the real MUSDB18 clip: in this process,
-except `zoo stream` (standard input and output) and the C++ host."""
+architecture, exported by tracing, with a model whose weights ship in the package). Everything runs through the
+`zoo` command line with the install folder on the path (as `pip install` into the environment would put it), on
+an excerpt of the real MUSDB18 clip: in this process, except `zoo stream` (standard input and output) and the
+C++ host."""
 
 from __future__ import annotations
 

@@ -128,5 +128,6 @@ def test_a_trace_that_pins_a_device_is_refused_in_one_line(plugin, tmp_path):
 
 
 def test_torchscript_mode_is_validated_in_one_line():
-    with pytest.raises(ConfigError, match=r"^architecture 'x': torchscript must be one of 'script', 'trace', got 'jit'$"):
+    expected = r"^architecture 'x': torchscript must be one of 'script', 'trace', got 'jit'$"
+    with pytest.raises(ConfigError, match=expected):
         Architecture("x", build=lambda ctx: None, torchscript="jit").validate()
