@@ -164,6 +164,8 @@ def test_example_model_separates_streams_exports_and_runs_in_every_host(model, s
         ok("separate", wav, "--artifact", artifact, "-o", out, "--bits", "float", "-q")
         for stem, audio in stems_in(out).items():
             assert np.abs(audio - eager[stem]).max() <= HOST_TOLERANCE, (fmt, stem)
+        inspected = ok("inspect", artifact)  # loads the file, reads its zoo.json and runs its self-check
+        assert f"model       {model} at 44100 Hz" in inspected and "self-check  ok" in inspected
         if fmt in ("torchscript", "aoti"):
             host = subprocess.run([str(host_binary), artifact, wav, tmp_path / f"host-{fmt}"], capture_output=True,
                                   text=True)
