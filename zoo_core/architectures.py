@@ -7,7 +7,8 @@ evaluation, export and the C++ host work for every architecture without knowing 
 - reads the image ``[batch, ctx.in_channels, ctx.bins, frames]`` (frequency before time, as the STFT gives it);
 - returns ``[batch, ctx.stems, ctx.in_channels, ctx.bins, frames]``, one image per stem;
 - has an int attribute ``time_factor``: the frame counts it accepts are its multiples;
-- is TorchScript-scriptable (``torch.jit.script``), so it can be exported for C++ hosts.
+- is TorchScript-scriptable (``torch.jit.script``), or declares ``torchscript = "trace"`` and is traceable: the
+  TorchScript export (for the C++ host) then traces it at the export's segment geometry (`zoo_core.export.tracing`).
 
 Architectures built from intermediate blocks ask ``ctx.block(...)`` for each block; the entry's ``block`` and
 ``block_args`` choose which (see `zoo_core.blocks`). A family also brings what only it knows: converters from
@@ -25,6 +26,8 @@ from torch import Tensor, nn
 from .blocks import BlockContext, BlockType
 from .errors import ConfigError
 from .builders import Built
+
+TORCHSCRIPT_MODES = ("script", "trace")  # Architecture.torchscript: how its networks become TorchScript
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,9 @@ class Architecture(Built):
     description: one line for ``zoo list`` / ``zoo info``
     unsupported: export formats (``zoo export --format``) its networks cannot be written to, each with the
                  reason in one line; `zoo export` refuses them with it (a test matrix checks every other one)
+    torchscript: how the TorchScript export turns its network into TorchScript: ``"script"`` (``torch.jit.script``)
+                 or ``"trace"`` (``torch.jit.trace`` at the export's segment geometry, for a network written with
+                 Python that TorchScript cannot compile); the same self-check against eager follows either way
     """
 
     kind: ClassVar[str] = "architecture"
@@ -108,7 +114,14 @@ class Architecture(Built):
     optimize: Optional[Optimizer] = None
     description: str = ""
     unsupported: Mapping[str, str] = field(default_factory=dict)
+    torchscript: str = "script"
     plugin: str = ""  # filled in by the plugin manager
+
+    def validate(self) -> None:
+        super().validate()
+        if self.torchscript not in TORCHSCRIPT_MODES:
+            raise ConfigError(f"architecture {self.name!r}: torchscript must be one of "
+                              f"{', '.join(map(repr, TORCHSCRIPT_MODES))}, got {self.torchscript!r}")
 
     def create(self, ctx: NetworkContext, options: Mapping[str, Any]) -> nn.Module:
         """Build the network; it must say which frame counts it accepts."""

@@ -113,7 +113,7 @@ def _from_cache(name: str, variant: Optional[str]) -> "SeparationModel":
             f"`zoo import PATH --model {entry.name} --variant {chosen}` adds one"
         )
     if released is not None and not is_cached(entry, chosen):
-        if not can_fetch():
+        if not can_fetch(released):
             raise ZooError(f"weights for {label} are not cached; run `zoo pull {label}`, or {MIRROR_HINT}", exit_code=1)
         pull(label)
     remedy = (

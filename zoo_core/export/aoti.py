@@ -55,8 +55,11 @@ def mixture_image(model: SeparationModel, frames: int, batch: int, generator: to
     pass it: contiguous. torch.export keeps the example's strides, and a compiled package reads any input with
     them: a magnitude image straight from `SeparationModel.to_image` is frames-major, and a package traced on it
     returned garbage for the hosts' contiguous images (tfc-tdf-small-mag)."""
-    mixture = 0.1 * torch.randn(batch, 2, model.settings.samples(frames), generator=generator)
-    return model.to_image(mixture).contiguous()
+    # a centred STFT reflects n_fft/2 samples at each end, more than a few frames of a short hop span: draw more
+    # than that and keep the first ``frames`` frames (a time_factor-1 network is checked on 1 frame)
+    samples = max(model.settings.samples(frames), model.n_fft // 2 + 1)
+    mixture = 0.1 * torch.randn(batch, 2, samples, generator=generator)
+    return model.to_image(mixture)[..., :frames].contiguous()
 
 
 def host_settings(metadata: dict) -> dict[str, str]:

@@ -13,7 +13,7 @@ def torchscript_deprecation_silenced() -> Iterator[None]:
     with warnings.catch_warnings():
         for category in (DeprecationWarning, FutureWarning):
             warnings.filterwarnings(
-                "ignore", message=r"`torch\.jit\.(script|save|load|freeze)` is deprecated", category=category
+                "ignore", message=r"`torch\.jit\.(script|save|load|freeze|trace|trace_method)` is deprecated", category=category
             )
         yield
 

@@ -1,4 +1,5 @@
-"""TorchScript export: script the `SeparatorArtifact`, prove it matches eager, write it with its ``zoo.json``.
+"""TorchScript export: script the `SeparatorArtifact` (its network traced instead where the architecture says so,
+`zoo_core.export.tracing`), prove it matches eager, write it with its ``zoo.json``.
 
 The default file is portable (no frozen constants, tensors follow the input's device): one file runs on CPU
 and on CUDA. ``freeze=True`` writes a file frozen for one device instead, named ``NAME.frozen-<device>...``.
@@ -19,12 +20,13 @@ from torch import Tensor, nn
 from ..errors import ZooError, first_line
 from ..inference import optimize
 from ..model import SeparationModel
-from ..registry import ModelEntry
+from ..registry import ModelEntry, architecture_for
 from .artifact import SeparatorArtifact
 from ..files import atomic_path
 from .deprecation import torchscript_deprecation_silenced
 from .metadata import METADATA_FILE, build_metadata, chunk_geometry
 from .support import check_supported
+from .tracing import to_torchscript
 
 TOLERANCE = 1e-5  # relative to the largest eager output value
 EXPORTED_METHODS = ("separate_chunked", "sample_rate", "audio_channels", "stems", "default_segment", "default_overlap")
@@ -163,11 +165,13 @@ def export_torchscript(
     overlap: Optional[int] = None,
     check_lengths: Optional[Sequence[int]] = None,
 ) -> ExportResult:
-    """Script ``model`` (built from ``entry``, weights already loaded) and write it to ``path`` atomically.
+    """Script ``model`` (built from ``entry``, weights already loaded; its network traced where its architecture
+    declares ``torchscript = "trace"``) and write it to ``path`` atomically.
 
     Refuses to write (ZooError) when the scripted module disagrees with eager beyond `TOLERANCE`.
     """
     check_supported(entry, "torchscript")
+    mode = architecture_for(entry).torchscript
     target = resolve_device(device)
     segment, overlap = chunk_geometry(model, segment, overlap)
     if freeze:
@@ -180,7 +184,7 @@ def export_torchscript(
         artifact = SeparatorArtifact(copy.deepcopy(model).cpu().eval(), segment, overlap).eval()
         fast = SeparatorArtifact(optimize(artifact.model, target="torchscript"), segment, overlap).eval()
         with torchscript_deprecation_silenced():
-            scripted = torch.jit.script(fast)
+            scripted = to_torchscript(fast, mode, entry.name)
             checks = compare(artifact, scripted, torch.device("cpu"), lengths)
             if target.type == "cuda":
                 checks += compare(artifact, scripted.to(target), target, lengths)
@@ -206,6 +210,7 @@ def export_torchscript(
                     "blend": "zoo_core.chunking: linear cross-fade over the overlap, sum(w*y)/sum(w)",
                 },
                 frozen_for=target.type if freeze else None,
+                network="traced" if mode == "trace" else "scripted",  # how the network became TorchScript
                 checks=[{"input": c.description, "relative_error": c.relative_error} for c in checks],
             )
             try:

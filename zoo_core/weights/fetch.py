@@ -1,9 +1,10 @@
 """Getting an original checkpoint file: from a mirror folder or the network, verified byte for byte.
 
 ``ZOO_WEIGHTS_MIRROR=DIR`` (a folder holding the original file names) replaces the network entirely, for
-tests and offline machines. ``ZOO_OFFLINE=1`` forbids network downloads. A file is written under a temporary
-name and renamed only once its git blob SHA-1 (and SHA-256, where the registry has it) match, so an
-interrupted or corrupted transfer never leaves a file under the final name.
+tests and offline machines. ``ZOO_OFFLINE=1`` forbids network downloads. A ``file:`` URL (weights a plugin
+package ships, a training run's card) is no download: it is read in place, mirror or not. A file is written
+under a temporary name and renamed only once its git blob SHA-1 (and SHA-256, where the registry has it)
+match, so an interrupted or corrupted transfer never leaves a file under the final name.
 """
 
 from __future__ import annotations
@@ -49,9 +50,17 @@ def network_allowed() -> bool:
     return os.environ.get("ZOO_OFFLINE", "").lower() not in ("1", "true", "yes")
 
 
-def can_fetch() -> bool:
-    """Whether `fetch_original` may succeed without the user doing anything first."""
-    return mirror_dir() is not None or network_allowed()
+def can_fetch(variant: Optional[WeightVariant] = None) -> bool:
+    """Whether `fetch_original` may succeed (for ``variant``, if given) without the user doing anything first."""
+    return (variant is not None and local_file(variant) is not None) or mirror_dir() is not None or network_allowed()
+
+
+def local_file(variant: WeightVariant) -> Optional[Path]:
+    """The file a ``file:`` URL names, or None for any other URL."""
+    parts = urllib.parse.urlsplit(variant.url)
+    if parts.scheme != "file":
+        return None
+    return Path(urllib.request.url2pathname(parts.path))
 
 
 def fetch_original(
@@ -63,12 +72,15 @@ def fetch_original(
     verified file.
     """
     report = report or (lambda stage, done, total: None)
-    mirror = mirror_dir()
+    local = local_file(variant)
+    mirror = mirror_dir() if local is None else None
     final = folder / original_name(variant, label)
     handle, temporary = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=folder)
     try:
         with os.fdopen(handle, "wb") as target:
-            if mirror is not None:
+            if local is not None:
+                _copy_file(local, f"{label}'s weights file {local} does not exist", target, report)
+            elif mirror is not None:
                 _copy_from_mirror(mirror, variant, label, target, report)
             elif network_allowed():
                 _download(variant, label, final.name, target, progress, report)
@@ -113,8 +125,12 @@ def verify(path: Path, variant: WeightVariant, label: str) -> None:
 
 def _copy_from_mirror(mirror: Path, variant: WeightVariant, label: str, target: BinaryIO, report: Report) -> None:
     source = mirror / original_name(variant, label)
+    _copy_file(source, f"the weights mirror {mirror} has no {source.name} (needed for {label})", target, report)
+
+
+def _copy_file(source: Path, missing: str, target: BinaryIO, report: Report) -> None:
     if not source.is_file():
-        raise ZooError(f"the weights mirror {mirror} has no {source.name} (needed for {label})", exit_code=1)
+        raise ZooError(missing, exit_code=1)
     total, done = source.stat().st_size, 0
     with open(source, "rb") as reader:
         while block := reader.read(_CHUNK):
