@@ -2,9 +2,9 @@
 
 A separation allocates and frees the same large activations (tens of MB each) for every segment. With glibc's
 defaults each of them is an ``mmap`` that is unmapped on ``free``, so the next segment page-faults the same
-memory back in, zero-filled: a large share of the CPU time of the TFC models (README, Performance). Raising the trim and
+memory back in, zero-filled: a large share of the CPU time of the 2-D convolution models (docs/performance.md). Raising the trim and
 mmap thresholds keeps that memory in the heap for reuse. glibc refuses an mmap threshold above 32 MiB on
-64-bit systems, and the dense blocks of ``tfc-tdf-large`` hold ~125 MB tensors, so `tune_allocator` instead
+64-bit systems, and the dense blocks of the largest built-in models hold ~125 MB tensors, so `tune_allocator` instead
 switches ``mmap`` off for the heap (``M_MMAP_MAX = 0``): every block comes from the heap, freed blocks stay
 there, and the heap top is never trimmed. Peak memory is unchanged (the same blocks are live at the peak);
 only the return of freed memory to the system is deferred until the process ends.

@@ -1,8 +1,8 @@
 """The intermediate-block interface: what a plugin's builder receives and what it must return.
 
-The U-Net skeleton (``zoo_core.network``) owns everything outside the blocks: the first and last convolutions,
-down- and up-sampling, and the concatenation skips. At each place where the paper puts an intermediate block
-it asks the block type's builder for a module, passing a `BlockContext`.
+An architecture built from blocks (a skeleton in a family's plugin) owns everything outside the blocks: its
+first and last layers, down- and up-sampling, skips. At each place where it puts an intermediate block it asks
+the block type's builder for a module, passing a `BlockContext`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ POSITIONS = ("encoder", "middle", "decoder")
 
 @dataclass(frozen=True)
 class BlockContext:
-    """Where a block sits in the U-Net.
+    """Where a block sits in its skeleton.
 
     Tensors entering the block are ``[batch, in_channels, frames, bins]``; the block must return
     ``[batch, out_channels, frames, bins]``. ``frames`` is the number of frames at this level for the
@@ -43,12 +43,11 @@ Builder = Callable[..., nn.Module]
 class BlockType(Built):
     """A kind of intermediate block a plugin provides.
 
-    name:        registry name, e.g. ``"tfc-tdf"`` (lower case, digits, ``-``, ``_``, ``.``)
+    name:        registry name, e.g. ``"my-block"`` (lower case, digits, ``-``, ``_``, ``.``)
     build:       ``build(ctx: BlockContext, *, arg=default, ...) -> nn.Module``; its keyword defaults are the
                  block's defaults (`defaults`), which a model entry's ``block_args`` override
-    sampling:    the U-Net sampling it is designed for: ``"frequency"`` (per-frame 1-D convolutions, time
-                 never down-sampled, as the paper's TDC/TDF U-Nets) or ``"time-frequency"`` (strided 2-D
-                 convolutions)
+    sampling:    the sampling scheme of the skeleton it is designed for: ``"frequency"`` (time never
+                 down-sampled) or ``"time-frequency"`` (both axes down-sampled)
     description: one line for ``zoo list``/``zoo info``
     unsupported: export formats (``zoo export --format``) that networks with this block cannot be written to,
                  each with the reason in one line; `zoo export` refuses them with it

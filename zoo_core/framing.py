@@ -5,7 +5,7 @@ Small modules with one job each, TorchScript-clean, windows held as non-persiste
 
 - `STFT` / `ISTFT`: waveform ``[B, C, N]`` ↔ complex ``[B, C, n_fft/2+1, frames]``.
 - `ComplexAsChannels`: complex ``[B, C, F+1, T]`` → real ``[B, 2C, bins, T]`` ordered ``[Re L, Im L, Re R, Im R]``
-  (the paper's CaC, in the order of the original ISMIR code and of TFC-TDF-UNet v3), keeping the lowest
+  (complex-as-channels, in the order the released checkpoints of the built-in families use), keeping the lowest
   ``bins`` bins; the inverse zero-fills the bins above.
 - `MagnitudeFraming`: ``|X|`` as ``[B, C, bins, T]``; the estimate gets the mixture's phase back.
 

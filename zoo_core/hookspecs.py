@@ -38,7 +38,7 @@ def register_blocks(register):
 
     Call ``register(BlockType(...))`` for each block type (see ``zoo_core.blocks.BlockType``). A block type
     names a builder ``build(ctx: BlockContext, **block_args) -> nn.Module`` that maps ``[B, ctx.in_channels,
-    T, ctx.bins]`` to ``[B, ctx.out_channels, T, ctx.bins]``, the U-Net sampling scheme it is meant for, and
+    T, ctx.bins]`` to ``[B, ctx.out_channels, T, ctx.bins]``, the sampling scheme it is meant for, and
     default block arguments. Names are global: two plugins registering one name is an error naming both.
     """
 

@@ -1,11 +1,11 @@
 """`load`: the one way to get a model, for the command line, torch.hub, export, training, streaming and tests.
 
-    zoo_core.load("tdc-17")                       # a registry model with its default released weights
-    zoo_core.load("tdc-17:top2")                  # a named variant (pulled into the cache when needed)
-    zoo_core.load("tfc-tdf-large", init=True)     # initialised parameters, no weights
-    zoo_core.load("ckpt.pt", model="tdc-17")      # the weights of a checkpoint file (not cached)
-    zoo_core.load("tdc-17.onnx")                  # an exported file (TorchScript, AOTInductor, ONNX)
-    zoo_core.load("tdc-17", precision="fp32")     # prepared for inference (`zoo_core.inference.optimize`)
+    zoo_core.load("NAME")                      # a registry model with its default released weights
+    zoo_core.load("NAME:VARIANT")              # a named variant (pulled into the cache when needed)
+    zoo_core.load("NAME", init=True)           # initialised parameters, no weights
+    zoo_core.load("ckpt.pt", model="NAME")     # the weights of a checkpoint file (not cached)
+    zoo_core.load("model.onnx")                # an exported file (TorchScript, AOTInductor, ONNX)
+    zoo_core.load("NAME", precision="fp32")    # prepared for inference (`zoo_core.inference.optimize`)
 
 A registry model's ``provenance`` says which weights it holds. Loading an exported file imports no model code,
 registry or plugin: only the file's metadata drives it (`zoo_core.hosts`).

@@ -7,10 +7,10 @@ file, belongs to exactly one rank: one writer per output.
 
 The manifest is JSON lines, one record per event of an item:
 
-    {"input": "/abs/song.wav", "outputs": {"vocals": "/abs/out/.../vocals.wav", ...}, "model": "tdc-17:top1",
+    {"input": "/abs/song.wav", "outputs": {"vocals": "/abs/out/.../vocals.wav", ...}, "model": "NAME:VARIANT",
      "status": "started" | "done" | "failed", "error": null | "one line", "seconds": 12.3 (wall time),
      "audio_seconds": 215.0, "rank": 0, "time": "2026-11-27T15:00:00.123456+00:00",
-     "settings": {"model": "tdc-17:top1", "weights": "<sha256>", "artifact": null, "method": "overlap-add",
+     "settings": {"model": "NAME:VARIANT", "weights": "<sha256>", "artifact": null, "method": "overlap-add",
                   "segment": 6.965986, "overlap": 0.25, "precision": "fp32", "format": "wav", "bits": "float"},
      "settings_digest": "<16 hex digits>"}
 

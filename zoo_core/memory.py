@@ -12,7 +12,7 @@ the frame count, so the two points give a line, extrapolated to the padded lengt
 counted: what one call frees before it returns (a kernel's scratch memory, oneDNN's reorders, NNPACK's and
 cuDNN's workspaces) and the allocator's own overhead. ``benchmarks/segment_memory.py`` compares the line with the
 peak RSS of real forwards: the line matches the count at the real length within 0.5%, and real peaks were
-1.16-1.75x the count (tdc-17, tfc-tdf-v3-small; 1.5 to 12 s), so the estimate is the count times `MARGIN`.
+1.16-1.75x the count (two built-in families' models; 1.5 to 12 s), so the estimate is the count times `MARGIN`.
 
 The limit is the memory available now: on the CPU what the kernel can hand out without swapping (psutil), less
 when the process's cgroup (a container's memory limit) allows less; on a GPU its free memory. ``ZOO_MAX_MEMORY``

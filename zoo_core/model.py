@@ -31,6 +31,8 @@ from .errors import ConfigError
 from .framing import ESTIMATIONS, ISTFT, REPRESENTATIONS, STFT, frame_padding, make_framing
 from .provenance import WeightsProvenance
 
+LEGACY_NETWORK_NAME = "unet"  # what `SeparationModel.network` was called before release 0.2
+
 if TYPE_CHECKING:
     from .architectures import Architecture
 
@@ -136,7 +138,6 @@ class SeparationModel(nn.Module):
         self.architecture = architecture
         self.default_overlap: float = default_overlap
         self.provenance = provenance
-        # checkpoints of releases before 0.2 store the network under "unet."
         self._register_load_state_dict_pre_hook(_rename_legacy_keys)
 
     # ------------------------------------------------------------------------------ the spectrogram API
@@ -189,5 +190,7 @@ class SeparationModel(nn.Module):
 
 
 def _rename_legacy_keys(state_dict, prefix, *_) -> None:
-    for key in [k for k in state_dict if k.startswith(prefix + "unet.")]:
-        state_dict[prefix + "network." + key[len(prefix) + len("unet."):]] = state_dict.pop(key)
+    """Releases before 0.2 named the network after their one family: their state dicts still load."""
+    old, new = prefix + LEGACY_NETWORK_NAME + ".", prefix + "network."
+    for key in [k for k in state_dict if k.startswith(old)]:
+        state_dict[new + key[len(old):]] = state_dict.pop(key)

@@ -35,7 +35,7 @@ LAYOUTS = (
 
 
 def decoded_dir() -> Path:
-    from .weights.cache import zoo_home
+    from .home import zoo_home
 
     return zoo_home() / "decoded"
 

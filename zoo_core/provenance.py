@@ -18,7 +18,7 @@ class WeightsProvenance:
 
     @property
     def label(self) -> str:
-        """``<model>:<variant>`` (``tdc-17:top1``), as manifests record it."""
+        """``<model>:<variant>`` (``NAME:VARIANT``), as manifests record it."""
         return f"{self.model}:{self.variant}" if self.variant else self.model
 
     def as_dict(self) -> dict[str, str]:

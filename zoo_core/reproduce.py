@@ -21,9 +21,9 @@ def separate_like_authors(
     model: SeparationModel, mixture: Tensor, trim: int = 5000, batch_size: int = 16
 ) -> Tensor:
     """Estimates ``[stems, 2, N]`` of a stereo ``mixture`` ``[2, N]`` (float, at ``model.sample_rate``), the
-    authors' way (for the paper's models the one stem is the vocals).
+    authors' way (for a single-target model the one stem, e.g. vocals).
 
-    Each chunk is one training window (``model.settings.window_samples`` samples: 66,560 for tdc-17) of which
+    Each chunk is one training window (``model.settings.window_samples`` samples: 66,560 for the default model) of which
     the middle ``chunk - 2 * trim`` samples are kept. The track is laid out as
     ``[trim zeros | mixture | pad zeros | trim zeros]`` with ``pad`` bringing its length to the next multiple
     of the kept part (a full extra chunk when it already is one, as in the original code). Chunks are

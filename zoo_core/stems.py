@@ -1,6 +1,6 @@
 """Stem names: what a model's outputs are called, which of them separation writes, and what each means in MUSDB18.
 
-A model estimates ``model.stems`` (one stem for the paper's vocal models; two or four for TFC-TDF-UNet v3). Any
+A model estimates ``model.stems`` (one for a single-target vocal model, two or four for multi-stem ones). Any
 model with a vocals stem can also give ``accompaniment`` = mixture − vocals, the karaoke track (`available_stems`).
 A model that estimates vocals alone writes it by default, so every separation of a vocal model gives the pair a
 karaoke user expects and that MUSDB evaluates (`output_stems`); the others write it when asked

@@ -79,8 +79,8 @@ def run_guarded(call):
 @click.group(name="zoo", cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="svs-zoo", prog_name="zoo")
 def main() -> None:
-    """svs-zoo: a plugin-style zoo of music source separation models: the U-Nets of Choi et al. (ISMIR 2020) with
-    the authors' weights, TFC-TDF-UNet v3 (the MDX23C models), any a plugin adds; TorchScript, AOTInductor, ONNX.
+    """svs-zoo: a plugin-style zoo of music source separation models: the network families its plugins register
+    (zoo list), with their released weights; TorchScript, AOTInductor, ONNX.
 
     List the models, pull their weights, separate and evaluate songs (also in a web page: zoo serve), export
     for C++ deployment, train.
@@ -88,11 +88,6 @@ def main() -> None:
     from ..allocator import tune_allocator
 
     tune_allocator()  # keep freed activations in the process (zoo_core/allocator.py; README, Performance)
-
-
-def warn(message: str) -> None:
-    """A warning line on stderr, the same format everywhere."""
-    click.echo(f"warning: {message}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,7 @@ from typing import Optional
 import click
 
 from ..errors import ZooError
-from . import warn
+from .messages import warn
 from .options import device_option, output_option, threads_option
 
 SUFFIXES = {"torchscript": ".ts.pt", "aoti": ".pt2", "onnx": ".onnx"}

@@ -14,7 +14,7 @@ from rich.table import Table
 from .. import describe
 from ..registry import get_catalogue, get_entry, list_models
 from ..registry.schema import DEFAULT_SDR_SET
-from . import warn
+from .messages import warn
 
 
 class Output:
@@ -58,7 +58,7 @@ WIDE = 110  # columns from which `zoo list` also shows stems and plugins
 
 
 def _network(row: dict) -> str:
-    """``unet/tdc`` (architecture/block), or the architecture alone when its block carries its name."""
+    """``architecture/block``, or the architecture alone when its block carries its name."""
     if not row["block"] or row["block"] == row["architecture"]:
         return row["architecture"]
     return f"{row['architecture']}/{row['block']}"
@@ -81,7 +81,7 @@ def _sdr_legend(rows: list[dict]) -> str:
 @click.argument("patterns", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per model.")
 def list_command(patterns: tuple[str, ...], as_json: bool) -> None:
-    """List models, optionally filtered by fnmatch PATTERNS (e.g. 'tfc*').
+    """List models, optionally filtered by fnmatch PATTERNS (e.g. 'mdx*').
 
     Columns: architecture/block, trainable parameters, n_fft/hop of the STFT, the weights here (cached
     variants of those known), the paper's vocals SDR in dB on the test set each model names (MUSDB18 test
@@ -121,7 +121,6 @@ def list_command(patterns: tuple[str, ...], as_json: bool) -> None:
 # architecture's own ``describe`` reports
 _COMMON_KEYS = ("name", "plugin", "options", "input", "output", "block", "estimation", "parameters", "parts",
                 "window_samples")
-_UNET_LEVEL_KEYS = ("first_conv", "levels", "middle", "final_conv")  # the U-Net's per-level report
 
 
 @click.command("info", short_help="Show a model's entry, architecture and weights.")
@@ -150,10 +149,8 @@ def info_command(name: str, as_json: bool) -> None:
     if arch["block"]:
         lines.append(f"  block            {arch['block']['name']} (plugin {arch['block']['plugin']}), args {arch['block']['args']}")
     details = {key: value for key, value in arch.items() if key not in _COMMON_KEYS}
-    unet_levels = _is_unet_report(details)
-    if unet_levels:
-        details = {key: value for key, value in details.items() if key not in _UNET_LEVEL_KEYS}
-    generic_levels = details.pop("levels") if _is_table(details.get("levels")) else None
+    # what the architecture's describe() reports: lists of records become tables, the rest one line
+    tables = {key: details.pop(key) for key in [k for k, v in details.items() if _is_table(v)]}
     lines.append(f"  parameters       {arch['parameters']:,} trainable")
     if details:
         lines.append("  network          " + ", ".join(f"{key} {_plain(value)}" for key, value in details.items()))
@@ -170,11 +167,8 @@ def info_command(name: str, as_json: bool) -> None:
     for line in lines:
         out.line(line)
     out.line()
-    if unet_levels:
-        out.table(_levels_table(arch))
-        out.line()
-    elif generic_levels is not None:
-        out.table(_rows_table("levels", generic_levels))
+    for title, rows in tables.items():
+        out.table(_rows_table(title, rows))
         out.line()
     if entry.variants:
         vt = Table(box=None, header_style="bold", title="weights variants", title_justify="left")
@@ -192,17 +186,18 @@ def _plain(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
+def _cell(value) -> str:
+    """A table cell: counts with thousands separators, lists as ``a x b``, the rest as text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, list) and all(isinstance(item, int) for item in value):
+        return " x ".join(map(str, value))
+    return _plain(value)
+
+
 def _is_table(value) -> bool:
     """A list of flat records: what `zoo info` can show as a table."""
     return isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value)
-
-
-def _is_unet_report(details: dict) -> bool:
-    """Whether an architecture reports levels the way the paper's U-Net does (`zoo_unet.describe_unet`)."""
-    level_keys = {"level", "frames", "bins", "sampling_scale", "encoder_parameters", "decoder_parameters",
-                  "sampling_parameters"}
-    return (all(key in details for key in _UNET_LEVEL_KEYS) and _is_table(details["levels"])
-            and all(level_keys <= set(level) for level in details["levels"]))
 
 
 def _rows_table(title: str, rows: list[dict]) -> Table:
@@ -211,23 +206,7 @@ def _rows_table(title: str, rows: list[dict]) -> Table:
     for column in columns:
         table.add_column(escape(str(column)), no_wrap=True)
     for row in rows:
-        table.add_row(*(escape(_plain(row.get(column, ""))) for column in columns))
-    return table
-
-
-def _levels_table(arch: dict) -> Table:
-    table = Table(box=None, header_style="bold", title="levels (frames x bins)", title_justify="left")
-    for column in ("level", "frames x bins", "scale", "encoder", "decoder", "sampling"):
-        table.add_column(column, justify="right" if column != "level" else "left", no_wrap=True)
-    first = arch["first_conv"]
-    table.add_row("first conv", f"-> {first['out'][1]} bins", "", f"{first['parameters']:,}", "", "")
-    for lvl in arch["levels"]:
-        table.add_row(str(lvl["level"]), f"{lvl['frames']} x {lvl['bins']}", "x".join(map(str, lvl["sampling_scale"])),
-                      f"{lvl['encoder_parameters']:,}", f"{lvl['decoder_parameters']:,}",
-                      f"{lvl['sampling_parameters']:,}")
-    mid = arch["middle"]
-    table.add_row("middle", f"{mid['frames']} x {mid['bins']}", "", f"{mid['parameters']:,}", "", "")
-    table.add_row("final conv", "", "", "", f"{arch['final_conv']['parameters']:,}", "")
+        table.add_row(*(escape(_cell(row.get(column, ""))) for column in columns))
     return table
 
 

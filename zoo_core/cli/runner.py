@@ -45,7 +45,7 @@ def check_segment(model, separation, jobs: int = 1, warn_here: bool = True) -> N
     (`zoo_core.memory`), is one error line; a segment that looks like a count of samples gets a warning."""
     from ..memory import check_segment_memory
     from ..separation import model_label
-    from . import warn
+    from .messages import warn
 
     separation.geometry(model)
     warning = check_segment_memory(model, separation, model_label(model), jobs)

@@ -10,7 +10,7 @@ from typing import Optional
 import click
 
 from ..errors import ZooError
-from . import warn
+from .messages import warn
 from .options import device_option
 
 
@@ -50,7 +50,7 @@ def serve_command(host: str, port: int, allow_remote: bool, work_dir: Optional[P
     from ..serve.app import LOOPBACK_HOSTS, create_app
     from ..serve.table import model_table
     from ..serve.workdir import WorkFolder
-    from ..weights.cache import zoo_home
+    from ..home import zoo_home
 
     work = WorkFolder(work_dir if work_dir is not None else zoo_home() / "serve")
     listener = _listen(host, port)

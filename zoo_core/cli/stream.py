@@ -1,6 +1,6 @@
 """`zoo stream`: live separation from standard input to standard output (raw PCM, or a WAV stream in).
 
-    ffmpeg -i song.mp3 -f f32le -ac 2 -ar 44100 - | zoo stream -m tdc-17 | ffplay -f f32le -ar 44100 -ch_layout stereo -
+    ffmpeg -i song.mp3 -f f32le -ac 2 -ar 44100 - | zoo stream | ffplay -f f32le -ar 44100 -ch_layout stereo -
 
 Standard output carries audio only; every message goes to standard error. The output is aligned with the
 input (the stream's leading silence of one latency is not written): output frame i is the estimate of input
@@ -57,7 +57,7 @@ def stream_command(run: RunSettings, latency: Optional[float], raw_format: Optio
     as it arrives: a karaoke track live from any player or capture tool.
 
     Input is raw PCM (--input-format, --rate, --channels) or a WAV stream (detected by its RIFF header). The latency
-    is fixed: one segment at the model's rate (1.46 s for tdc-17 by default), plus the resamplers' delay at
+    is fixed: one segment at the model's rate (1.46 s for the default model), plus the resamplers' delay at
     other rates; --latency trades quality for less. A reader that goes away (a closed pipe) ends the stream
     quietly. Example:
 
@@ -108,7 +108,7 @@ def stream_command(run: RunSettings, latency: Optional[float], raw_format: Optio
 
 def _input_format(given: Optional[str], old: Optional[str]) -> str:
     """--input-format, or the older --format (which `zoo separate` uses for the output container) with a notice."""
-    from . import warn
+    from .messages import warn
 
     if old is not None:
         if given is not None:

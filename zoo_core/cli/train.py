@@ -44,7 +44,7 @@ _FIELDS = (
 @click.option("--output", "-o", type=click.Path(path_type=Path), metavar="DIR", help="Run folder.")
 @click.option("--resume", type=click.Path(path_type=Path), metavar="DIR",
               help="Continue the run in DIR from its last checkpoint (schedule and hardware options may change).")
-@click.option("--init", metavar="NAME:VARIANT", help="Fine-tune from pulled weights, e.g. tdc-17:top1.")
+@click.option("--init", metavar="NAME:VARIANT", help="Fine-tune from pulled weights, NAME:VARIANT of the same model.")
 @click.option("--name", metavar="NAME", help="Model name in the card (default: MODEL-RUN).")
 @click.option("--run", metavar="RUN", help="Variant name of the weights (default: the run folder's name).")
 @click.option("--valid-track", "valid_track", multiple=True, metavar="TRACK",
@@ -77,8 +77,8 @@ def train_command(ctx: click.Context, model: Optional[str], resume: Optional[Pat
     """Train MODEL on MUSDB18 with the paper's recipe; writes DIR/model.safetensors and DIR/card.toml.
 
     \b
-    zoo train tfc-tdf-small --musdb ROOT -o runs/small
-    zoo train tdc-17 --init tdc-17:top1 --musdb ROOT -o runs/tdc-ft
+    zoo train MODEL --musdb ROOT -o runs/small
+    zoo train MODEL --init MODEL:VARIANT --musdb ROOT -o runs/fine-tuned
     zoo train --resume runs/small
     torchrun --nproc_per_node 4 -m zoo_core.cli train MODEL --musdb ROOT -o runs/large
     """

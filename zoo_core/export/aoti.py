@@ -54,7 +54,7 @@ def mixture_image(model: SeparationModel, frames: int, batch: int, generator: to
     """The image the core sees for a noise mixture (realistic value ranges for the checks), laid out as the hosts
     pass it: contiguous. torch.export keeps the example's strides, and a compiled package reads any input with
     them: a magnitude image straight from `SeparationModel.to_image` is frames-major, and a package traced on it
-    returned garbage for the hosts' contiguous images (tfc-tdf-small-mag)."""
+    returned garbage for the hosts' contiguous images (a magnitude model's did)."""
     # a centred STFT reflects n_fft/2 samples at each end, more than a few frames of a short hop span: draw more
     # than that and keep the first ``frames`` frames (a time_factor-1 network is checked on 1 frame)
     samples = max(model.settings.samples(frames), model.n_fft // 2 + 1)

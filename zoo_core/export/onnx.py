@@ -60,7 +60,7 @@ def with_affine_batchnorms(module: nn.Module) -> nn.Module:
     """Give every BatchNorm without scale and shift an explicit scale of 1 and shift of 0 (the same function).
 
     torch.onnx's BatchNorm needs the channel count to make those itself, and loses it after a reshape whose
-    sizes it reads from the input (tdf-17's per-frame frequency sampling did, before `optimize` replaced it by a
+    sizes it reads from the input (a per-frame frequency sampling layer did, before `optimize` replaced it by a
     2-D convolution); explicit parameters carry it whatever the layers before.
     """
     for norm in module.modules():

@@ -40,7 +40,7 @@ _VARIANT_FIELDS: Fields = dict(
 
 
 class _LineIndex:
-    """Maps dotted TOML paths (``models.tdc-17.stft.n_fft``) to line numbers, for one-line errors."""
+    """Maps dotted TOML paths (``models.NAME.stft.n_fft``) to line numbers, for one-line errors."""
 
     _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
     _KEY = re.compile(r"^\s*(\"[^\"]*\"|'[^']*'|[A-Za-z0-9_.-]+)\s*=")

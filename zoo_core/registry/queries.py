@@ -1,6 +1,6 @@
 """Small queries over the catalogue, timm-style: `list_models`, `get_entry`, `resolve`, and what builds an entry.
 
-Names may carry a weights variant: ``tfc-tdf-large:paper``.
+Names may carry a weights variant: ``NAME:VARIANT``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .schema import ModelEntry, WeightVariant
 
 
 def split_name(name: str) -> tuple[str, Optional[str]]:
-    """``"tfc-tdf-large:paper"`` → ``("tfc-tdf-large", "paper")``."""
+    """``"NAME:VARIANT"`` → ``("NAME", "VARIANT")``; ``"NAME"`` → ``("NAME", None)``."""
     model, _, variant = name.partition(":")
     return model, variant or None
 
@@ -46,7 +46,7 @@ def get_entry(name: str, catalogue: Optional[ModelCatalogue] = None) -> ModelEnt
 
 def _suggestion(name: str, known: list[str]) -> str:
     """``; did you mean ...?`` with the closest names, compared without case: a name that differs only in case
-    (``TDC-17``) scores highest and comes first."""
+    (``NAME-1`` for ``name-1``) scores highest and comes first."""
     by_lower = {k.lower(): k for k in known}
     close = [by_lower[c] for c in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.4)]
     return f"; did you mean {', '.join(close)}?" if close else "; run `zoo list` to see every model"

@@ -41,13 +41,13 @@ class FileResult:
 
 
 def model_folder(model) -> str:
-    """The output folder of a model: ``<model>_<variant>`` of the weights it holds (``tdc-17_top1``), its
+    """The output folder of a model: ``<model>_<variant>`` of the weights it holds (``NAME_VARIANT``), its
     registry name for initialised parameters, ``model`` for anything else. One rule for every command."""
     return model_label(model).replace(":", "_")  # a colon is not portable in a file name
 
 
 def model_label(model) -> str:
-    """``<model>:<variant>`` of the weights a model holds (``tdc-17:top1``), as the manifest records it."""
+    """``<model>:<variant>`` of the weights a model holds (``NAME:VARIANT``), as the manifest records it."""
     if model.provenance is not None:
         return model.provenance.label
     return model.entry_name or "model"

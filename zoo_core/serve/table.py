@@ -57,8 +57,8 @@ def model_table(speeds: dict[str, float]) -> dict:
 
 
 def default_model(rows: list[dict]) -> Optional[str]:
-    """A model whose weights are here: tdc-17 if it is, else the cached one with the best published SDR; with
-    none here, tdc-17 (its weights are one click away)."""
+    """A model whose weights are here: the default model (registry.toml's ``default_model``) if it is, else the
+    cached one with the best published SDR; with none here, the default model (its weights are one click away)."""
     cached = [row for row in rows if row["cached"]]
     if not cached or any(row["name"] == default_model() for row in cached):
         return default_model()

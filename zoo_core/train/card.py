@@ -1,6 +1,6 @@
 """What a run leaves for the rest of svs-zoo: ``DIR/model.safetensors`` and the model card ``DIR/card.toml``.
 
-``model.safetensors`` holds the U-Net state_dict under svs-zoo's ``model.network`` names, with string metadata
+``model.safetensors`` holds the network's state_dict under svs-zoo's ``model.network`` names, with string metadata
 (model, variant, stft, steps, validation SDR, ...). ``card.toml`` is a registry file in the schema of
 ``registry.toml``: one ``[models.NAME]`` table with the base model's architecture and one variant for these
 weights (file, hashes, STFT), so ``ZOO_REGISTRY=DIR/card.toml`` lists the model, ``zoo pull NAME`` fetches the weights from the card's

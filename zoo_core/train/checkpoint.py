@@ -1,5 +1,5 @@
 """Resumable checkpoints: ``DIR/checkpoints/last.pt`` (everything a run needs to continue) and ``best.pt``
-(the best validated U-Net weights).
+(the best validated network weights).
 
 Everything is stored as tensors and plain Python values, so checkpoints load with
 ``torch.load(weights_only=True)``. Files are written under a temporary name in the same folder and renamed

@@ -1,7 +1,7 @@
 """torch.distributed for training: one process per device, launched by torchrun (or a single plain process).
 
 torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; with WORLD_SIZE > 1 the process group uses NCCL on GPUs and
-gloo on CPUs. Only rank 0 writes files and logs. The U-Net is wrapped in DistributedDataParallel, with
+gloo on CPUs. Only rank 0 writes files and logs. The network is wrapped in DistributedDataParallel, with
 SyncBatchNorm on GPUs as the authors trained; PyTorch's SyncBatchNorm runs on accelerators only, so on CPU
 each rank normalises its own batch and rank 0's BatchNorm statistics are broadcast before anything is
 validated or saved (`sync_buffers`), so that every rank always holds the same weights there.
@@ -77,7 +77,7 @@ def teardown() -> None:
 
 
 def wrap(network: nn.Module, context: Context) -> nn.Module:
-    """The module the training step calls: the U-Net itself, or its DDP wrapper (SyncBatchNorm on GPUs)."""
+    """The module the training step calls: the network itself, or its DDP wrapper (SyncBatchNorm on GPUs)."""
     if not context.distributed:
         return network
     if context.device.type == "cuda":

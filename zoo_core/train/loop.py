@@ -1,7 +1,7 @@
 """The training loop: the paper's recipe (random cross-track mixes, MSE between complex-as-channels
 spectrograms, Adam), validated with the exact SDR, checkpointed atomically, resumable, data-parallel.
 
-One step: a batch of random mixes per process → STFT → framing → U-Net (DDP) → loss against the target's
+One step: a batch of random mixes per process → STFT → framing → network (DDP) → loss against the target's
 framed STFT (``spec-mse``; masking models compare mask × input) or, with ``wave-l1``, the L1 distance between
 the inverse-STFT waveform and the target. The loss is averaged over ranks before the step, so a NaN or Inf on
 any rank stops every rank at once, before the optimiser touches the weights, and the last checkpoint stays
@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from ..errors import ConfigError, ZooError
-from ..model import SeparationModel
+from ..model import LEGACY_NETWORK_NAME, SeparationModel
 from ..loading import load
 from ..registry import count_parameters, get_entry, split_name
 from . import checkpoint, distributed
@@ -373,5 +373,5 @@ def train(config: TrainConfig, resume: bool = False, log: Log = print) -> Summar
 
 
 def _network_state(payload: dict) -> dict:
-    """The network's state_dict in a training checkpoint (``unet`` in runs of releases before 0.2)."""
-    return payload["network"] if "network" in payload else payload["unet"]
+    """The network's state_dict in a training checkpoint (under `LEGACY_NETWORK_NAME` before release 0.2)."""
+    return payload["network"] if "network" in payload else payload[LEGACY_NETWORK_NAME]

@@ -7,26 +7,19 @@ serialises them, and it goes when the lock is released.
 
 from __future__ import annotations
 
-import os
 import re
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-import platformdirs
 
 from ..errors import ZooError
 from ..files import make_folders, remove_empty_folders
+from ..home import zoo_home
 from ..locks import exclusive
 from ..registry import ModelEntry
 
 _VARIANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-
-
-def zoo_home() -> Path:
-    """The cache root: ``$ZOO_HOME``, else the platform's user cache folder for svs-zoo."""
-    configured = os.environ.get("ZOO_HOME")
-    return Path(configured).expanduser() if configured else Path(platformdirs.user_cache_dir("svs-zoo"))
 
 
 def check_variant_name(variant: str) -> str:

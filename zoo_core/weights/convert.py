@@ -5,8 +5,8 @@ Whatever the layout, the state_dict may sit in a training script's wrapper (``st
 carry a ``module.`` (``nn.DataParallel``, ``DistributedDataParallel``) or ``model.`` (a wrapping module's
 attribute) prefix; `unwrap` removes both before the layout is recognised. Then, in order:
 
-* ``svs-zoo``: the ``state_dict()`` of the zoo's own Python model (every key under ``network.``, or ``unet.``
-  as releases before 0.2 named it), which records no STFT settings; or a safetensors file in our names with the
+* ``svs-zoo``: the ``state_dict()`` of the zoo's own Python model (every key under ``network.``, or under the
+  name releases before 0.2 gave it, `zoo_core.model.LEGACY_NETWORK_NAME`), which records no STFT settings; or a safetensors file in our names with the
   zoo's ``stft`` metadata (JSON), what ``zoo train`` writes.
 * the layouts of the model's architecture: its plugin's ``convert`` recognises released checkpoints (other
   code's tensor names) and renames them (`zoo_core.architectures.Architecture.convert`);
@@ -33,6 +33,7 @@ from torch import Tensor
 
 from ..architectures import Conversion
 from ..errors import ZooError, first_line
+from ..model import LEGACY_NETWORK_NAME
 
 _WRAPPERS = ("state_dict", "model_state_dict", "state")  # the dict keys training scripts store a state_dict under
 _PREFIXES = ("module.", "model.")  # DataParallel/DistributedDataParallel, a wrapping module's attribute
@@ -41,7 +42,7 @@ _LISTED = 5  # checkpoint files named when a folder is given
 _UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 
 
-OWN_PREFIXES = ("network.", "unet.")  # our model's state_dict() keys; "unet." before release 0.2
+OWN_PREFIXES = ("network.", LEGACY_NETWORK_NAME + ".")  # our model's state_dict() keys, now and before 0.2
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Which STFT settings a set of weights was trained with: a network's weights are only right with its framing.
 
-Code generations of one network family may frame the same network differently (the paper's tfc-tdf-large: hop
-2048 without centring in the authors' first code, hop 1024 centred in their Lightning code), so weights must
-never silently take the registry's defaults. In order:
+Code generations of one network family may frame the same network differently (one released network of the
+built-in paper family: hop 2048 without centring in its authors' first code, hop 1024 centred in their second),
+so weights must never silently take the registry's defaults. In order:
 
 1. a released variant (the file's hashes matched it, or the user named it with ``--stft VARIANT``): its settings;
 2. settings the user gave (``--stft hop_length=1024,center=true``) over the model's registry defaults;

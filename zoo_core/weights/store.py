@@ -42,7 +42,7 @@ def write_cached(path: Path, tensors: Mapping[str, Tensor], metadata: Mapping[st
 def read_weights(path: Path, remedy: str) -> tuple[dict[str, Tensor], dict[str, str], str]:
     """``(tensors, metadata, sha256)`` of a cached file whose SHA-256 matches its record.
 
-    ``remedy`` (e.g. "run `zoo pull tdc-17:top1` again") ends the message when the file is missing or damaged.
+    ``remedy`` (e.g. "run `zoo pull NAME:VARIANT` again") ends the message when the file is missing or damaged.
     """
     recorded = recorded_sha256(path)
     if not path.is_file() or recorded is None:
