@@ -17,6 +17,7 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 CHILD = r"""
 import json, statistics, sys, time
@@ -63,8 +64,7 @@ def main() -> None:
         print(f"threads {setting:>7} ({row['threads']}): best {row['best']:.2f} s, median {row['median']:.2f} s "
               f"(real-time factor {row['median'] / args.seconds:.3f}); load average before {load:.1f}")
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(rows, handle, indent=2)
+        Path(args.json).write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ OVERLAP_ADD = "tests/test_overlap_add.py"
 COMPLEMENT = "tests/test_overlap_add.py::test_separate_gives_the_blend_and_accompaniment_is_mixture_minus_vocals"
 RESUME = "tests/test_catalogue.py::test_resume_rule"
 RESUME_STARTED = "tests/test_catalogue.py::test_a_started_item_is_redone_even_when_its_outputs_exist"
-PLUGIN_MODULES = ("zoo_unet", "zoo_tdf", "zoo_tdc", "zoo_tfc", "zoo_tfc_tdf", "zoo_tdc_rnn", "zoo_tfc_rnn", "zoo_tfc_tdf_v3")
+PLUGIN_MODULES = ("zoo_unet", "zoo_tfc_tdf_v3")
 
 
 @dataclass(frozen=True)
@@ -54,22 +54,27 @@ class Mutant:
 
 
 MUTANTS = [
+    # ---- the model's own contract
+    Mutant("legacy-network-keys", "zoo_core/model.py",
+           "state_dict[new + key[len(old):]] = state_dict.pop(key)", "state_dict[new + key] = state_dict.pop(key)",
+           ("tests/test_weights_convert.py::test_a_state_dict_saved_by_release_0_1_with_unet_keys_still_loads",),
+           "state dicts of releases before 0.2 renamed wrongly"),
     # ---- the paper's U-Nets (ISMIR 2020)
-    Mutant("unet-dense-order", "zoo_core/layers.py",
+    Mutant("unet-dense-order", "plugins/zoo_unet/layers.py",
            "features = torch.cat((out, features), 1)", "features = torch.cat((features, out), 1)",
            (f"{GOLDEN}[tdc-17]",), "dense block: earlier outputs concatenated oldest first"),
-    Mutant("unet-tdf-min-units", "zoo_core/layers.py",
+    Mutant("unet-tdf-min-units", "plugins/zoo_unet/layers.py",
            "self.units = max(out_bins // bottleneck_factor, min_units)", "self.units = out_bins // bottleneck_factor",
            ("tests/test_golden_ismir2020.py::test_trainable_parameters_equal_the_authors_construction[tdf-17]",),
            "TDF bottleneck without its minimum width"),
-    Mutant("unet-tfc-tdf-residual", "plugins/zoo_tfc_tdf/__init__.py",
+    Mutant("unet-tfc-tdf-residual", "plugins/zoo_unet/tfc_tdf.py",
            "return x + self.tdf(x)", "return self.tdf(x)",
            (f"{GOLDEN}[tfc-tdf-small]",), "TFC-TDF block without the TDF's residual connection"),
-    Mutant("unet-rnn-residual", "zoo_core/layers.py",
+    Mutant("unet-rnn-residual", "plugins/zoo_unet/recurrent.py",
            "return x + self.branch(x)", "return self.branch(x)",
            (f"{GOLDEN}[tdc-rnn]",), "recurrent block without its residual connection"),
     Mutant("unet-mask", "zoo_core/model.py",
-           "estimate = estimate * image.unsqueeze(1)", "estimate = estimate",
+           "return estimate * image.unsqueeze(1)", "return estimate",
            (f"{GOLDEN}[tfc-tdf-small-mag]",), "masking model returns the mask, not mask x mixture"),
     # ---- TFC-TDF-UNet v3 (MDX23C)
     Mutant("v3-gelu-tanh", "plugins/zoo_tfc_tdf_v3/network.py",
@@ -100,10 +105,10 @@ MUTANTS = [
     Mutant("chunking-stride", "zoo_core/chunking.py",
            "stride = segment - overlap", "stride = segment - overlap // 2",
            (OVERLAP_ADD,), "segments start every segment - overlap/2"),
-    Mutant("engine-unweighted", "zoo_core/separate.py",
+    Mutant("engine-unweighted", "zoo_core/separation/engine.py",
            "self.weights[at : at + length] += weights", "self.weights[at : at + length] += 1.0",
            (OVERLAP_ADD,), "streaming engine normalises by the segment count, not the weights"),
-    Mutant("stems-complement-sign", "zoo_core/separate.py",
+    Mutant("stems-complement-sign", "zoo_core/separation/engine.py",
            "mixture - out[\"vocals\"]", "out[\"vocals\"] - mixture",
            (COMPLEMENT,), "accompaniment = vocals - mixture"),
     Mutant("export-complement-sign", "zoo_core/export/artifact.py",
@@ -115,18 +120,18 @@ MUTANTS = [
            ("tests/test_metrics.py::test_frame_count_follows_museval", "tests/test_metrics.py::test_equals_museval_on_real_audio"),
            "SDR keeps museval's dropped partial last frame"),
     # ---- import renames
-    Mutant("import-lightning-cac", "zoo_core/weights/convert.py",
+    Mutant("import-lightning-cac", "plugins/zoo_unet/convert.py",
            "_CAC_FROM_LIGHTNING = [0, 2, 1, 3]", "_CAC_FROM_LIGHTNING = [0, 1, 2, 3]",
            (f"{GOLDEN}[tfc-tdf-small]",), "Lightning checkpoints' CaC channels not reordered"),
     # ---- the catalogue manifest's resume decision
     Mutant("manifest-status", "zoo_core/manifest.py",
-           'entry["status"] == DONE', 'entry["status"] != FAILED',
+           'if entry["status"] != DONE:', 'if entry["status"] == FAILED:',
            (RESUME, RESUME_STARTED), "a started (killed) item counts as done"),
     Mutant("manifest-model-key", "zoo_core/manifest.py",
            'if entry.get("model") == model:', "if True:",
            (RESUME,), "records of another model decide the resume"),
     # ---- optimize()
-    Mutant("optimize-bn-eps", "zoo_core/inference.py",
+    Mutant("optimize-bn-eps", "plugins/zoo_unet/optimize.py",
            "torch.rsqrt(norm.running_var.double() + norm.eps)", "torch.rsqrt(norm.running_var.double())",
            (f"{GOLDEN_OPTIMIZED}[tdc-17]", f"{GOLDEN_OPTIMIZED}[tfc-tdf-small]"),
            "BatchNorm folded without its epsilon"),

@@ -105,17 +105,10 @@ def run_settings(*, model: str, weights: Optional[str], artifact: Optional[str],
     """The settings that define an output's contents, as a record keeps them (module doc). ``weights`` and
     ``artifact`` are SHA-256 digests (one of them None); ``segment`` (seconds) and ``overlap`` (fraction) are the
     values in effect, None for a method that does not cut segments."""
-    return {
-        "model": model,
-        "weights": weights,
-        "artifact": artifact,
-        "method": method,
-        "segment": None if segment is None else round(segment, 6),
-        "overlap": None if overlap is None else round(overlap, 6),
-        "precision": precision,
-        "format": format,
-        "bits": bits,
-    }
+    geometry = {key: None if value is None else round(value, 6) for key, value in
+                (("segment", segment), ("overlap", overlap))}
+    return dict(model=model, weights=weights, artifact=artifact, method=method, **geometry, precision=precision,
+                format=format, bits=bits)
 
 
 def settings_digest(settings: dict) -> str:

@@ -82,24 +82,21 @@ def optimize(network: TFCTDFv3Net, dtype: torch.dtype, target: str) -> nn.Module
     return optimize_v3(network) if dtype == torch.float32 and target == "process" else network
 
 
+ARCHITECTURE = Architecture("tfc-tdf-v3", build_network, describe=describe, convert=convert_checkpoint,
+                            optimize=optimize, description="Kim et al. 2023 (MDX23C): TFC-TDF-UNet v3, subbands, "
+                                                           "growing channels, gated output")
+BLOCK = BlockType("tfc-tdf-v3", build_block, sampling="time-frequency",
+                  description="TFC-TDF-UNet v3's unit stack: pre-activation TFC, residual TDF, 1x1 shortcut")
+
+
 @hookimpl
 def register_architectures(register):
-    register(
-        Architecture(
-            "tfc-tdf-v3",
-            build_network,
-            describe=describe,
-            convert=convert_checkpoint,
-            optimize=optimize,
-            description="Kim et al. 2023 (MDX23C): TFC-TDF-UNet v3, subbands, growing channels, gated output",
-        )
-    )
+    register(ARCHITECTURE)
 
 
 @hookimpl
 def register_blocks(register):
-    register(BlockType("tfc-tdf-v3", build_block, sampling="time-frequency",
-                       description="TFC-TDF-UNet v3's unit stack: pre-activation TFC, residual TDF, 1x1 shortcut"))
+    register(BLOCK)
 
 
 @hookimpl

@@ -28,7 +28,7 @@ from ..model import SeparationModel
 from ..registry import ModelEntry
 from ..files import atomic_path
 from .deprecation import leafspec_deprecation_silenced
-from .metadata import METADATA_FILE, build_metadata, chunk_geometry, core_contract
+from .metadata import METADATA_FILE, chunk_geometry, core_metadata
 from .support import check_supported
 from .torchscript import ExactReference, ExportResult, check_output, exact_float32, refuse_if_any_failed, resolve_device
 
@@ -125,15 +125,7 @@ def export_aoti(
         # batch 2 and two frame blocks: export specialises sizes 0 and 1, which would pin those dimensions
         example = mixture_image(model, 2 * model.time_factor, 2, generator).to(target)
         program = _export_program(core, example, model.time_factor, entry.name)
-        channels, bins = example.shape[1], example.shape[2]
-        metadata = build_metadata(
-            model,
-            entry,
-            "aoti",
-            **core_contract(model, channels, bins),
-            chunked={"segment": segment, "overlap": overlap, "blend": "zoo_core.chunking"},
-            device=target.type,
-        )
+        metadata = core_metadata(model, entry, "aoti", example, segment, overlap, device=target.type)
         try:
             with leafspec_deprecation_silenced():
                 torch._inductor.aoti_compile_and_package(
@@ -151,7 +143,7 @@ def export_aoti(
             for index, count in enumerate(frames):
                 batch = 2 if index == 1 else 1
                 image = mixture_image(model, count, batch, generator)
-                checks.append(check_output(f"core, {batch}x{channels}x{bins}x{count} on {target.type}",
+                checks.append(check_output(f"core, {'x'.join(map(str, image.shape))} on {target.type}",
                                            compiled(image.to(target)), reference(image), lambda: exact(image)))
         refuse_if_any_failed(checks, path, "compiled")
     return ExportResult(path, metadata, checks)

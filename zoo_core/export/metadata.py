@@ -71,6 +71,16 @@ def build_metadata(model: SeparationModel, entry: ModelEntry, fmt: str, **extra:
     }
 
 
+def core_metadata(model: SeparationModel, entry: ModelEntry, fmt: str, example: torch.Tensor, segment: int,
+                  overlap: int, input_name: Optional[str] = None, output_name: Optional[str] = None,
+                  **extra: Any) -> dict[str, Any]:
+    """The metadata of a core-only file (AOTInductor, ONNX) whose core takes images like ``example``: with the
+    chunk geometry and the contract of what a host does around the core (`core_contract`)."""
+    channels, bins = example.shape[1], example.shape[2]
+    return build_metadata(model, entry, fmt, **core_contract(model, channels, bins, input_name, output_name),
+                          chunked={"segment": segment, "overlap": overlap, "blend": "zoo_core.chunking"}, **extra)
+
+
 def core_contract(model: SeparationModel, channels: int, bins: int, input_name: Optional[str] = None,
                   output_name: Optional[str] = None) -> dict[str, Any]:
     """The ``input``, ``output`` and ``host`` entries of a core-only file (AOTInductor, ONNX): what a host does

@@ -33,7 +33,7 @@ from ..model import SeparationModel
 from ..native import native_stderr_discarded
 from ..registry import ModelEntry
 from .aoti import SpectrogramCore, default_check_frames, host_settings, mixture_image
-from .metadata import METADATA_FILE, build_metadata, chunk_geometry, core_contract
+from .metadata import METADATA_FILE, chunk_geometry, core_metadata
 from .onnx_runtime import INSTALL_HINT, OnnxCore, open_session
 from .support import check_supported
 from .torchscript import ExactReference, ExportResult, check_output, refuse_if_any_failed
@@ -139,16 +139,8 @@ def export_onnx(
     with atomic_path(path) as temporary:
         # batch 2 and two frame blocks, so no size is a 0/1 special case while tracing
         example = mixture_image(model, 2 * model.time_factor, 2, generator)
-        channels, bins = example.shape[1], example.shape[2]
-        metadata = build_metadata(
-            model,
-            entry,
-            "onnx",
-            **core_contract(model, channels, bins, INPUT_NAME, OUTPUT_NAME),
-            chunked={"segment": segment, "overlap": overlap, "blend": "zoo_core.chunking"},
-            onnx={"opset": OPSET, "exporter": "torch.onnx (TorchScript-based)"},
-            device="cpu",
-        )
+        metadata = core_metadata(model, entry, "onnx", example, segment, overlap, INPUT_NAME, OUTPUT_NAME,
+                                 onnx={"opset": OPSET, "exporter": "torch.onnx (TorchScript-based)"}, device="cpu")
         data = _with_metadata(_export_graph(exported, example, entry.name), metadata)
         compiled = OnnxCore(open_session(data, f"the ONNX graph of {entry.name}"))
         checks = []
@@ -156,7 +148,7 @@ def export_onnx(
             for index, count in enumerate(frames):
                 batch = 2 if index == 1 else 1
                 image = mixture_image(model, count, batch, generator)
-                checks.append(check_output(f"core, {batch}x{channels}x{bins}x{count}", compiled(image), reference(image),
+                checks.append(check_output(f"core, {'x'.join(map(str, image.shape))}", compiled(image), reference(image),
                                            lambda: exact(image)))
         refuse_if_any_failed(checks, path, "ONNX Runtime")
         temporary.write_bytes(data)
