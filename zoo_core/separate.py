@@ -173,10 +173,12 @@ def separate_blocks(
     the estimates averaged back; other rates are resampled to the model's rate and back (soxr, streaming)."""
     options.validate()
     if options.method == "authors":
+        if hasattr(model, "block_separator") or hasattr(model, "inner"):
+            raise ZooError("--method authors runs one model alone; ensembles and --tta separate with overlap-add")
         _check_channels(channels)
         yield from _separate_like_authors(model, blocks, sample_rate, channels, progress)
         return
-    separator = BlockSeparator(model, sample_rate, channels, options)
+    separator = block_separator(model, sample_rate, channels, options)
     for block in blocks:
         estimates = separator.push(block)
         if _frames(estimates):
@@ -186,6 +188,12 @@ def separate_blocks(
     estimates = separator.finish()
     if _frames(estimates):
         yield estimates
+
+
+def block_separator(model, sample_rate: int, channels: int, options: SeparationOptions = SeparationOptions()):
+    """`BlockSeparator` for ``model``, or the model's own (an ensemble's, `zoo_core.ensemble`)."""
+    own = getattr(model, "block_separator", None)
+    return own(sample_rate, channels, options) if own is not None else BlockSeparator(model, sample_rate, channels, options)
 
 
 def _check_channels(channels: int) -> None:
@@ -399,7 +407,10 @@ class FileResult:
 
 def model_folder(model) -> str:
     """The output folder of a model: ``<model>_<variant>`` of the weights it holds (``tdc-17_top1``), its
-    registry name for initialised parameters, ``model`` for anything else. One rule for every command."""
+    registry name for initialised parameters, ``model`` for anything else; an ensemble's or an augmented model's
+    own (`zoo_core.ensemble.names.folder_name`). One rule for every command."""
+    if getattr(model, "zoo_folder", None):
+        return model.zoo_folder
     info = getattr(model, "weights_info", None) or {}
     if info.get("model"):
         name = f"{info['model']}_{info['variant']}" if info.get("variant") else str(info["model"])
@@ -409,7 +420,10 @@ def model_folder(model) -> str:
 
 
 def model_label(model) -> str:
-    """``<model>:<variant>`` of the weights a model holds (``tdc-17:top1``), as the manifest records it."""
+    """``<model>:<variant>`` of the weights a model holds (``tdc-17:top1``), as the manifest records it; an
+    ensemble's or an augmented model's name (``avg-wave(tdc-17:top1, tdc-17:top2)``, ``tta(tdc-17:top1)``)."""
+    if getattr(model, "zoo_label", None):
+        return model.zoo_label
     info = getattr(model, "weights_info", None) or {}
     if info.get("model"):
         return f"{info['model']}:{info['variant']}" if info.get("variant") else str(info["model"])

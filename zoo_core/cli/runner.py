@@ -43,8 +43,17 @@ def handle_sigterm() -> None:
 def load_for_inference(model_name: str, device: str, precision: str = "fp32"):
     """The named model with its weights (pulled when needed) on ``device`` (``auto``: CUDA when present), prepared
     by `zoo_core.inference.optimize`: exact in fp32 (BatchNorm folded, fused ReLU, channels-last), or with the
-    network in bfloat16 for ``"bf16"``."""
+    network in bfloat16 for ``"bf16"``. A composite name (an ensemble, ``tta(...)``: `zoo_core.ensemble.names`)
+    loads each of its models this way."""
     import torch
+
+    from ..ensemble.store import resolve_composite
+
+    composite = resolve_composite(model_name)
+    if composite is not None:
+        from ..ensemble.load import load_composite
+
+        return load_composite(composite, lambda name: load_for_inference(name, device, precision))
 
     from ..devices import resolve_device
     from ..inference import optimize
@@ -62,10 +71,14 @@ def check_segment(model, separation, jobs: int = 1, warn_here: bool = True) -> N
     from ..separate import model_label
     from . import warn
 
-    separation.geometry(model)
-    warning = check_segment_memory(model, separation, model_label(model), jobs)
-    if warning is not None and warn_here:
-        warn(warning)
+    for part in getattr(model, "members", [model]):  # an ensemble: each member cuts its own segments
+        if hasattr(part, "members"):
+            check_segment(part, separation, jobs, warn_here)
+            continue
+        separation.geometry(part)
+        warning = check_segment_memory(part, separation, model_label(part), jobs)
+        if warning is not None and warn_here:
+            warn(warning)
 
 
 class ProgressDisplay:
