@@ -201,3 +201,33 @@ def test_bad_ensembles_are_one_line_errors(zoo, clip, tmp_path, args, message):
     assert result.exit_code != 0
     assert message in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ live
+
+def test_a_streamed_spectral_ensemble_is_the_numpy_rule_delayed_by_its_latency(zoo, clip):
+    """Blocks of random sizes in; out, after one latency of silence, the max-spec rule (numpy, above) over the
+    members' written files. The latency is the slowest member's plus one STFT frame less a sample."""
+    from zoo_core.cli.runner import load_for_inference
+    from zoo_core.separate import SeparationOptions
+    from zoo_core.stream import StreamingSeparator
+
+    members = MEMBERS[:2]
+    ensemble = load_for_inference(f"max-spec({', '.join(members)})", "cpu")
+    separator = StreamingSeparator(ensemble, clip["rate"], channels=2)
+    segment, _ = SeparationOptions().geometry(ensemble.members[0])
+    assert separator.latency == (segment - 1) + (N_FFT - 1)
+    rng = np.random.default_rng(0)
+    audio, pieces, start = clip["mixture"].T, [], 0
+    while start < audio.shape[0]:
+        size = int(rng.integers(1, 20000))
+        out = separator.push(audio[start : start + size])
+        assert {part.shape[0] for part in out.values()} == {min(size, audio.shape[0] - start)}
+        pieces.append(out)
+        start += size
+    pieces.append(separator.flush())
+    for stem in STEMS:
+        streamed = np.concatenate([p[stem] for p in pieces])
+        assert not streamed[: separator.latency].any()
+        expected = _expected("max-spec", [clip["singles"][m][stem] for m in members], [1.0, 1.0])
+        np.testing.assert_allclose(streamed[separator.latency :].T, expected, atol=2e-5, err_msg=stem)

@@ -95,6 +95,11 @@ class Ensemble:
                 return n_fft, hop
         return DEFAULT_N_FFT, DEFAULT_HOP
 
+    @property
+    def added_latency(self) -> int:
+        """Frames a stream waits beyond the slowest member: a spectral rule needs a whole STFT frame."""
+        return self.stft[0] - 1 if self.rule in SPECTRAL else 0
+
     # what `zoo_core.separate` asks of a model
     def training_segment(self) -> int:
         return self.members[0].training_segment()
