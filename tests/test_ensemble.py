@@ -231,3 +231,36 @@ def test_a_streamed_spectral_ensemble_is_the_numpy_rule_delayed_by_its_latency(z
         assert not streamed[: separator.latency].any()
         expected = _expected("max-spec", [clip["singles"][m][stem] for m in members], [1.0, 1.0])
         np.testing.assert_allclose(streamed[separator.latency :].T, expected, atol=2e-5, err_msg=stem)
+
+
+# ------------------------------------------------------------------ members that differ
+
+def test_members_with_other_stems_stft_and_rate_combine_on_their_common_stems(clip, tdc17, tmp_path):
+    """tdc-17:top1 (vocals, 2048/1024, 44.1 kHz), a four-stem TFC-TDF-UNet v3 (4096/1024) and a tdf-17 built
+    for 32 kHz (both initialised, seeded): avg-spec over vocals and accompaniment (mixture - vocals for the
+    four-stem one) with MSST's default STFT, as the members share none. Expected: numpy over each member's own
+    written files."""
+    import dataclasses
+
+    import torch
+
+    import zoo_core
+    from zoo_core.ensemble.engine import Ensemble
+    from zoo_core.separate import separate_file
+
+    torch.manual_seed(0)
+    four = zoo_core.create_model("tfc-tdf-v3-small").eval()
+    entry = zoo_core.get_entry("tdf-17")
+    slow = zoo_core.create_model("tdf-17", stft=dataclasses.replace(entry.stft, sample_rate=32000)).eval()
+    members = [tdc17, four, slow]
+    ensemble = Ensemble(members, "avg-spec", [1.0, 0.5, 0.5], label="mixed", folder="mixed")
+    assert ensemble.stems == ["vocals", "accompaniment"] and ensemble.stft == (2048, 1024)
+    separate_file(ensemble, clip["path"], tmp_path)
+    written = _read(tmp_path / "mixed" / "clip")
+    singles = []
+    for index, member in enumerate(members):
+        result = separate_file(member, clip["path"], tmp_path / f"member{index}", stems=list(STEMS))
+        singles.append(_read(result.outputs["vocals"].parent))
+    for stem in STEMS:
+        expected = _expected("avg-spec", [s[stem] for s in singles], [1.0, 0.5, 0.5])
+        np.testing.assert_allclose(written[stem], expected, atol=2e-5, err_msg=stem)
