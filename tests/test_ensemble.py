@@ -21,7 +21,7 @@ from scipy.signal import get_window
 
 from zoo_core.cli import main
 
-SECONDS = 3.0
+SECONDS = 2.0
 MEMBERS = ("tdc-17:top1", "tdc-17:top2", "tdc-17:top3")
 STEMS = ("vocals", "accompaniment")
 N_FFT, HOP = 2048, 1024  # tdc-17's STFT, which its checkpoints share (and MSST's default)
@@ -59,8 +59,9 @@ def clip(clip_path, weights_mirror, tmp_path_factory):
 
 
 @pytest.fixture
-def zoo(weights_mirror, monkeypatch):
+def zoo(weights_mirror, clip, monkeypatch):
     monkeypatch.setenv("ZOO_WEIGHTS_MIRROR", str(weights_mirror))
+    monkeypatch.setenv("ZOO_HOME", str(clip["root"] / "home"))  # the weights cache the members filled
     return _zoo
 
 

@@ -23,7 +23,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SECONDS = 4.0
+SECONDS = 3.0
 MEMBERS = ("tdc-17:top1", "tdc-17:top3")
 
 
