@@ -16,6 +16,7 @@ import av
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from click.testing import CliRunner
 from scipy.signal import get_window
 
@@ -196,6 +197,7 @@ def test_an_instrumental_stem_meets_a_four_stem_models_accompaniment():
     (["-m", "tdc-17:top1", "-m", "tdc-17:top2", "--ensemble", "median-wave", "--weights", "1,2"], "does not weigh"),
     (["-m", "tdc-17:top1", "--ensemble", "avg-wave"], "at least two models"),
     (["-m", "tdc-17:top1", "-m", "tdc-17:top2", "--ensemble", "avg-wave", "--method", "authors"], "overlap-add"),
+    (["--artifact", "tdc-17.ts.pt", "--tta"], "separates alone"),
 ])
 def test_bad_ensembles_are_one_line_errors(zoo, clip, tmp_path, args, message):
     result = zoo("separate", clip["path"], "-o", tmp_path / "out", *args)
@@ -265,3 +267,37 @@ def test_members_with_other_stems_stft_and_rate_combine_on_their_common_stems(cl
     for stem in STEMS:
         expected = _expected("avg-spec", [s[stem] for s in singles], [1.0, 0.5, 0.5])
         np.testing.assert_allclose(written[stem], expected, atol=2e-5, err_msg=stem)
+
+
+class _Identity(torch.nn.Module):
+    """The input as the vocals: cheap enough to stream minutes through an ensemble."""
+
+    hop_length = 1024
+    stems = ["vocals"]
+
+    def __init__(self, sample_rate: int, hops: int):
+        super().__init__()
+        self.sample_rate, self.hops = sample_rate, hops
+
+    def training_segment(self) -> int:
+        return self.hops * self.hop_length
+
+    def forward(self, mixture):
+        return mixture.unsqueeze(1)
+
+
+def test_an_ensembles_held_state_does_not_grow_over_a_long_stream():
+    """Members at two rates with segments 4x apart, a spectral rule: what the ensemble holds (members' buffers,
+    the queues awaiting the slowest member, the STFT) stays within its first 10 seconds' figure plus one block."""
+    from zoo_core.ensemble.engine import Ensemble
+    from zoo_core.separate import SeparationOptions
+
+    ensemble = Ensemble([_Identity(44100, 8), _Identity(32000, 32)], "max-spec", label="identities")
+    separator = ensemble.block_separator(48000, 1, SeparationOptions())
+    rng = np.random.default_rng(2)
+    held = []
+    for _ in range(300):  # about half a minute in blocks of up to 0.2 s
+        block = rng.standard_normal((int(rng.integers(1, 9600)), 1)).astype(np.float32)
+        separator.push(block)
+        held.append(separator.held_frames() + separator.spectral.inputs.shape[-1] + separator.spectral.sums.shape[-1])
+    assert max(held[150:]) <= max(held[:100]) + 9600
