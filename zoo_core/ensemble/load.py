@@ -13,9 +13,9 @@ from .tta import with_tta
 def load_composite(name: str, load_one: Callable[[str], object]):
     """The model ``name`` stands for (a composite name, or a named ensemble of `zoo_core.ensemble.store`);
     ``load_one(model_name)`` loads one plain model (on its device, ready)."""
-    from .store import named_ensembles
+    from .store import named_ensembles, resolve_composite
 
-    named = named_ensembles().get(name) if ":" not in name and "(" not in name else None
+    named = named_ensembles().get(name) if resolve_composite(name) == name and "(" not in name else None
     if named is not None:
         members = [build(parse_spec(m), load_one) for m in named["members"]]
         return Ensemble(members, named.get("rule", "avg-wave"), named.get("weights"), label=name, folder=name)

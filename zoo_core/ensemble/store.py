@@ -80,7 +80,13 @@ def resolve_composite(name: str) -> Optional[str]:
     """``name`` when it names an ensemble (composite or named) or an augmented model, else None (a plain model)."""
     if is_composite(name):
         return name
-    return name if ":" not in name and name in named_ensembles() else None
+    if ":" in name:
+        return None
+    from ..registry import get_catalogue
+
+    if name in get_catalogue().models:  # a model of the registry wins over a hand-written ensemble of its name
+        return None
+    return name if name in named_ensembles() else None
 
 
 def check_new_name(name: str) -> str:
