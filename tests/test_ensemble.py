@@ -301,3 +301,34 @@ def test_an_ensembles_held_state_does_not_grow_over_a_long_stream():
         separator.push(block)
         held.append(separator.held_frames() + separator.spectral.inputs.shape[-1] + separator.spectral.sums.shape[-1])
     assert max(held[150:]) <= max(held[:100]) + 9600
+
+
+# ------------------------------------------------------------------ export
+
+def test_an_exported_ensemble_separates_as_the_weighted_mean_of_its_members_files(zoo, clip, tmp_path):
+    """Checkpoints of one model share an STFT: `zoo export` writes the avg-wave ensemble as one TorchScript file
+    (their networks side by side), and `zoo separate --artifact` with it gives the numpy weighted mean of the
+    members' own written files."""
+    file = tmp_path / "ensemble.ts.pt"
+    result = zoo("export", "avg-wave(tdc-17:top1, tdc-17:top2*3)", "-o", file)
+    assert result.exit_code == 0, result.output
+    result = zoo("separate", clip["path"], "--artifact", file, "-o", tmp_path / "out", "-q")
+    assert result.exit_code == 0, result.output
+    folders = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    written = _read(folders[0] / "clip")
+    for stem in STEMS:
+        expected = _expected("avg-wave", [clip["singles"][m][stem] for m in MEMBERS[:2]], [1.0, 3.0])
+        np.testing.assert_allclose(written[stem], expected, atol=2e-5, err_msg=stem)
+
+
+def test_only_linear_ensembles_of_one_framing_export(zoo, tdc17, tmp_path):
+    import zoo_core
+    from zoo_core.ensemble.export import side_by_side
+    from zoo_core.errors import ZooError
+
+    for name, message in [("median-wave(tdc-17:top1, tdc-17:top2)", "avg-wave ensemble"),
+                          ("avg-wave(tta(tdc-17:top1), tdc-17:top2)", "plain models")]:
+        result = zoo("export", name, "-o", tmp_path / "e.ts.pt")
+        assert result.exit_code != 0 and message in result.output, (name, result.output)
+    with pytest.raises(ZooError, match="share the STFT"):
+        side_by_side([tdc17, zoo_core.create_model("tfc-tdf-v3-small")])
