@@ -25,9 +25,10 @@ def test_wheel_contains_everything_and_lists_every_model(tmp_path):
     (wheel,) = dist.glob("svs_zoo-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "zoo_core/registry.toml" in names
-    plugins = ("zoo_unet", "zoo_tdf", "zoo_tdc", "zoo_tfc", "zoo_tfc_tdf", "zoo_tdc_rnn", "zoo_tfc_rnn", "zoo_tfc_tdf_v3")
-    for plugin in plugins:
-        assert f"{plugin}/__init__.py" in names
+    family_modules = ["zoo_unet/__init__.py", "zoo_tfc_tdf_v3/__init__.py"] + [
+        f"zoo_unet/{module}.py" for module in ("tdf", "tdc", "tfc", "tfc_tdf", "tdc_rnn", "tfc_rnn", "convert", "optimize")]
+    for module in family_modules:
+        assert module in names
     for page in ("index.html", "app.js", "style.css"):  # zoo serve's page is served from the package
         assert f"zoo_core/serve/static/{page}" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))

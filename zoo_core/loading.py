@@ -54,6 +54,14 @@ def load(
         from .hosts import open_artifact
 
         return open_artifact(path, device)
+    if isinstance(source, str) and model is None and not init:
+        from .ensemble.store import resolve_composite
+
+        composite = resolve_composite(source)
+        if composite is not None:  # an ensemble, or a model with test-time augmentation (zoo_core.ensemble)
+            from .ensemble.load import load_composite
+
+            return load_composite(composite, lambda name: load(name, device=device, precision=precision))
     if precision is not None and precision not in PRECISIONS:
         raise ZooError(f"unknown precision {precision!r} (choose {', '.join(PRECISIONS)})")
     target = resolve_device(device)  # before the weights: a missing GPU is the cheaper error

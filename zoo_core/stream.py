@@ -29,7 +29,8 @@ from typing import Optional
 import numpy as np
 
 from .errors import ZooError
-from .separation import Blocks, BlockSeparator, SeparationSettings
+from .separation import Blocks, SeparationSettings
+from .separation.engine import block_separator
 
 _PROBE_SECONDS = 2.0  # soxr's delay settles into a cycle far shorter than this
 _PROBE_CHUNK = 64
@@ -60,7 +61,11 @@ def resampler_lag(source_rate: int, target_rate: int) -> float:
 
 
 def stream_latency(model, sample_rate: int, options: SeparationSettings) -> int:
-    """The fixed latency in frames at ``sample_rate`` of a stream with these options (see the module doc)."""
+    """The fixed latency in frames at ``sample_rate`` of a stream with these options (see the module doc); an
+    ensemble's is its slowest member's, plus what its rule adds (`zoo_core.ensemble.engine`)."""
+    members = getattr(model, "members", None)
+    if members:
+        return max(stream_latency(m, sample_rate, options) for m in members) + model.added_latency
     segment, overlap = options.geometry(model)
     at_model_rate = segment + (options.batch_size - 1) * (segment - overlap) - 1
     if sample_rate == model.sample_rate:
@@ -105,7 +110,7 @@ class StreamingSeparator:
         self.sample_rate = int(sample_rate or model.sample_rate)
         self.channels = channels
         self.options = options
-        self.separator = BlockSeparator(model, self.sample_rate, channels, options)
+        self.separator = block_separator(model, self.sample_rate, channels, options)
         self.stems: list[str] = self.separator.stems
         self.latency = stream_latency(model, self.sample_rate, options)
         self._silence = self.latency  # the stream starts with this much silence

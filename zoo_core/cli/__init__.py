@@ -25,6 +25,7 @@ COMMANDS = {
     "separate": "separate:separate_command",
     "stream": "stream:stream_command",
     "eval": "evaluate:eval_command",
+    "ensemble": "ensemble:ensemble_group",
     "demo": "demo:demo_command",
     "export": "export:export_command",
     "inspect": "export:inspect_command",

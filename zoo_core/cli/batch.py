@@ -227,10 +227,13 @@ class BatchRun:
             artifact = sha256_file(self.artifact)
         else:
             weights = model.provenance.sha256 if model.provenance is not None else None
-        return run_settings(model=model_label(model), weights=weights, artifact=artifact, method=options.method,
-                            segment=segment, overlap=overlap,
-                            precision=None if self.artifact is not None else self.settings.precision,
-                            format=self.audio_format, bits=bits)
+        settings = run_settings(model=model_label(model), weights=weights, artifact=artifact, method=options.method,
+                                segment=segment, overlap=overlap,
+                                precision=None if self.artifact is not None else self.settings.precision,
+                                format=self.audio_format, bits=bits)
+        if hasattr(model, "ensemble_settings"):  # an ensemble's members, rule and weights (zoo_core.ensemble)
+            settings["ensemble"] = model.ensemble_settings()
+        return settings
 
     def _report_plan(self, plan: Plan, label: str, book: Manifest) -> None:
         for path, message in plan.problems:

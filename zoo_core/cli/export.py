@@ -103,7 +103,12 @@ def export_command(
     from ..separation import SeparationSettings
     from ..threads import apply_threads, resolve_threads
 
-    path, fmt = output_and_format(output, model, fmt)
+    from ..ensemble.names import is_composite
+
+    composite = is_composite(model)  # an avg-wave ensemble of checkpoints exports as one file (zoo_core.ensemble.export)
+    if composite and (init or weights is not None or stft is not None):
+        raise ZooError("an ensemble exports its members' cached weights; --init, --weights and --stft apply to one model")
+    path, fmt = output_and_format(output, _file_stem(model) if composite else model, fmt)
     apply_threads(resolve_threads(threads))  # the checks run the model, several times
     if fmt == "aoti" and freeze:
         raise ZooError("--freeze applies to TorchScript; --format aoti compiles for --device (cpu or cuda) anyway")
@@ -118,12 +123,17 @@ def export_command(
     options.validate()
     device = "cpu" if fmt == "onnx" else str(resolve_device(device))  # before the weights: the cheaper error
     check_writable(path)
-    check_supported(get_entry(model), fmt)  # what the model's architecture or block declares it cannot do
+    check_supported(get_entry(_first_member(model) if composite else model), fmt)  # what the architecture or block declares it cannot do
     if fmt == "onnx":
         from ..export.onnx import check_onnx_available
 
         check_onnx_available()
-    separation_model, entry = model_for_export(model, weights, stft, init)
+    if composite:
+        from ..ensemble.export import ensemble_for_export
+
+        separation_model, entry, _ = ensemble_for_export(model)
+    else:
+        separation_model, entry = model_for_export(model, weights, stft, init)
     segment_samples, overlap_samples = options.geometry(separation_model)
     if fmt == "aoti":
         from ..export.aoti import export_aoti
@@ -145,6 +155,18 @@ def export_command(
     worst = max(c.relative_error for c in result.checks)
     click.echo(f"wrote {result.path}: {entry.name}, {described}; {len(result.checks)} checks against eager passed "
                f"(worst relative error {worst:.1e})")
+
+
+def _file_stem(name: str) -> str:
+    from ..ensemble.names import folder_name, parse_spec
+
+    return folder_name(parse_spec(name))
+
+
+def _first_member(name: str) -> str:
+    from ..ensemble.export import first_member
+
+    return first_member(name)
 
 
 @click.command("inspect", short_help="Summarise an exported file and self-check it.")

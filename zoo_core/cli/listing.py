@@ -97,6 +97,7 @@ def list_command(patterns: tuple[str, ...], as_json: bool) -> None:
         return
     if not rows:
         click.echo(f"no model matches {' '.join(patterns)!r}")
+        _list_ensembles(Output(), patterns)
         return
     out = Output()
     wide = out.width >= WIDE  # a standard 80-column terminal gets the essential columns
@@ -115,6 +116,27 @@ def list_command(patterns: tuple[str, ...], as_json: bool) -> None:
     legend = _sdr_legend(rows)
     if legend:
         out.line(legend)
+    _list_ensembles(out, patterns)
+
+
+def _list_ensembles(out: Output, patterns: tuple[str, ...]) -> None:
+    """The named ensembles (`zoo_core.ensemble.store`): name, rule, members, and the fitted gain."""
+    import fnmatch
+
+    from ..ensemble.store import named_ensembles
+
+    found = {n: t for n, t in named_ensembles().items() if not patterns or any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+    if not found:
+        return
+    table = Table(title=None, box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
+    for column in ("ensemble", "rule", "members", "gain (dB)"):
+        table.add_column(column, no_wrap=True)
+    for name, entry in sorted(found.items()):
+        gains = entry.get("gain_db") or {}
+        gain = ", ".join(f"{stem} {value:+.3f}" for stem, value in gains.items()) if isinstance(gains, dict) else "-"
+        table.add_row(*map(escape, [name, str(entry.get("rule", "avg-wave")), ", ".join(entry["members"]), gain or "-"]))
+    out.line()
+    out.table(table)
 
 
 # what every architecture's description holds (`zoo_core.describe.architecture`); anything else is what the

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 import click
 
 from ..devices import DEVICE_HELP, parse_device
+from ..ensemble.rules import RULES
 from ..errors import ZooError
 from ..builtin import default_model
 from ..separation import DEFAULT_BATCH_SIZE, METHODS, SeparationSettings
@@ -43,9 +44,15 @@ def separation_options(command: Optional[Callable] = None, *, live: bool = False
         return functools.partial(separation_options, live=live)
 
     @functools.wraps(command)
-    def wrapper(*args: Any, model_name: str, segment: Optional[float], overlap: Optional[float], device: str,
+    def wrapper(*args: Any, model_name: tuple[str, ...], segment: Optional[float], overlap: Optional[float], device: str,
                 precision: str, threads: Optional[int], batch_size: int = DEFAULT_BATCH_SIZE,
-                method: str = "overlap-add", jobs: int = 1, **kwargs: Any) -> Any:
+                method: str = "overlap-add", jobs: int = 1, ensemble: Optional[str] = None,
+                weights: Optional[str] = None, tta: bool = False, **kwargs: Any) -> Any:
+        from ..ensemble.names import compose, parse_weights
+
+        model_name = compose(model_name or (default_model(),), ensemble, parse_weights(weights), tta)
+        if method == "authors" and (ensemble or tta):
+            raise ZooError("--method authors runs one model alone; ensembles and --tta separate with overlap-add")
         if jobs < 1:
             raise ZooError(f"--jobs must be at least 1, got {jobs}")
         separation = SeparationSettings(segment=segment, overlap=overlap, batch_size=batch_size, method=method)
@@ -56,8 +63,17 @@ def separation_options(command: Optional[Callable] = None, *, live: bool = False
         return command(*args, run=run, **kwargs)
 
     options = {
-        "model": click.option("-m", "--model", "model_name", default=default_model(), show_default=True,
-                              help="Model NAME[:VARIANT] (any variant in the cache: released, imported or trained)."),
+        "model": click.option("-m", "--model", "model_name", multiple=True, default=(default_model(),), show_default=True,
+                              help="Model NAME[:VARIANT] (any variant in the cache: released, imported or trained); "
+                                   "several -m with --ensemble RULE make an ensemble."),
+        "ensemble": click.option("--ensemble", type=click.Choice(RULES), default=None,
+                                 help="Combine the -m models on their common stems: weighted average of waves or "
+                                      "spectra, median of waves, or per time-frequency bin the largest/smallest."),
+        "weights": click.option("--weights", metavar="W1,W2,...", default=None,
+                                help="One weight per -m model for avg-wave and avg-spec [default: equal]."),
+        "tta": click.option("--tta", is_flag=True,
+                            help="Test-time augmentation: also separate with left/right swapped and with polarity "
+                                 "inverted, undo each and average (every member of an ensemble)."),
         "segment": click.option("--segment", type=float, default=None, metavar="SECONDS",
                                 help="Segment length in seconds [default: the model's training window]."),
         "overlap": click.option("--overlap", type=float, default=None, metavar="FRACTION",

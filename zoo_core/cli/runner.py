@@ -47,10 +47,14 @@ def check_segment(model, separation, jobs: int = 1, warn_here: bool = True) -> N
     from ..separation import model_label
     from .messages import warn
 
-    separation.geometry(model)
-    warning = check_segment_memory(model, separation, model_label(model), jobs)
-    if warning is not None and warn_here:
-        warn(warning)
+    for part in getattr(model, "members", [model]):  # an ensemble: each member cuts its own segments
+        if hasattr(part, "members"):
+            check_segment(part, separation, jobs, warn_here)
+            continue
+        separation.geometry(part)
+        warning = check_segment_memory(part, separation, model_label(part), jobs)
+        if warning is not None and warn_here:
+            warn(warning)
 
 
 class ProgressDisplay:

@@ -18,8 +18,12 @@ from .runner import finish_batch
 
 def check_artifact_options(run: RunSettings) -> None:
     """--artifact replaces -m; the options that describe how a model is loaded do not apply to a file."""
+    from ..ensemble.names import is_composite
+
     if click.get_current_context().get_parameter_source("model_name") != click.core.ParameterSource.DEFAULT:
         raise ZooError("give either -m/--model or --artifact, not both")
+    if is_composite(run.model):
+        raise ZooError("--ensemble and --tta combine -m models; an exported file (--artifact) separates alone")
     if run.precision != "fp32":
         raise ZooError("--precision applies to -m models; an exported file runs at the precision it was exported with")
     if run.separation.method != "overlap-add":

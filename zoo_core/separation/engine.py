@@ -167,10 +167,12 @@ def separate_blocks(
     the estimates averaged back; other rates are resampled to the model's rate and back (soxr, streaming)."""
     options.validate()
     if options.method == "authors":
+        if hasattr(model, "block_separator") or hasattr(model, "inner"):
+            raise ZooError("--method authors runs one model alone; ensembles and --tta separate with overlap-add")
         _check_channels(channels)
         yield from _separate_like_authors(model, blocks, sample_rate, channels, progress)
         return
-    separator = BlockSeparator(model, sample_rate, channels, options)
+    separator = block_separator(model, sample_rate, channels, options)
     for block in blocks:
         estimates = separator.push(block)
         if _frames(estimates):
@@ -180,6 +182,12 @@ def separate_blocks(
     estimates = separator.finish()
     if _frames(estimates):
         yield estimates
+
+
+def block_separator(model, sample_rate: int, channels: int, options: SeparationSettings = SeparationSettings()):
+    """`BlockSeparator` for ``model``, or the model's own (an ensemble's, `zoo_core.ensemble`)."""
+    own = getattr(model, "block_separator", None)
+    return own(sample_rate, channels, options) if own is not None else BlockSeparator(model, sample_rate, channels, options)
 
 
 def _check_channels(channels: int) -> None:

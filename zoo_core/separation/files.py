@@ -42,12 +42,18 @@ class FileResult:
 
 def model_folder(model) -> str:
     """The output folder of a model: ``<model>_<variant>`` of the weights it holds (``NAME_VARIANT``), its
-    registry name for initialised parameters, ``model`` for anything else. One rule for every command."""
+    registry name for initialised parameters, ``model`` for anything else; an ensemble's or an augmented model's
+    own (`zoo_core.ensemble.names.folder_name`). One rule for every command."""
+    if getattr(model, "zoo_folder", None):
+        return model.zoo_folder
     return model_label(model).replace(":", "_")  # a colon is not portable in a file name
 
 
 def model_label(model) -> str:
-    """``<model>:<variant>`` of the weights a model holds (``NAME:VARIANT``), as the manifest records it."""
+    """``<model>:<variant>`` of the weights a model holds (``NAME:VARIANT``), as the manifest records it; an
+    ensemble's or an augmented model's name (``avg-wave(A:top1, A:top2)``, ``tta(A:top1)``)."""
+    if getattr(model, "zoo_label", None):
+        return model.zoo_label
     if model.provenance is not None:
         return model.provenance.label
     return model.entry_name or "model"
