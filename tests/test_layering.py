@@ -16,7 +16,8 @@ LAYERS = [
      "threads", "allocator", "pcm", "metrics", "chunking", "stems", "memory", "hookspecs"},
     {"framing", "builders", "blocks", "architectures", "model", "audio", "musdb", "inference", "reproduce"},
     {"plugins", "registry", "weights"},
-    {"separation", "manifest", "stream", "evaluate", "export", "hosts", "loading", "describe", "train", "demo"},
+    {"separation", "manifest", "stream", "evaluate", "export", "hosts", "loading", "describe", "train", "demo",
+     "ensemble"},
     {"cli", "serve"},
 ]
 # what the core may still say of the built-in families: the name under which releases before 0.2 stored the

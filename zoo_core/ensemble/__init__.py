@@ -1,6 +1,6 @@
 """Ensembles and test-time augmentation: several models (or checkpoints) as one.
 
-- `names`: the one-string name of an ensemble or an augmented model (``avg-wave(tdc-17:top1, tdc-17:top2)``).
+- `names`: the one-string name of an ensemble or an augmented model (``avg-wave(A:one, A:two)``).
 - `rules`: avg-wave, median-wave, avg-spec, max-spec, min-spec (MSST's ``ensemble.py`` semantics).
 - `engine`: `Ensemble`, a model made of models; its members separate side by side, block by block.
 - `spectral`: the spectral rules, streamed.

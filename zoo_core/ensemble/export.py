@@ -73,8 +73,8 @@ def ensemble_for_export(name: str):
 
     spec = parse_spec(name)
     if not isinstance(spec, Combined) or spec.rule != "avg-wave":
-        raise ZooError("zoo export takes an avg-wave ensemble of plain models, e.g. 'avg-wave(tdc-17:top1, "
-                       "tdc-17:top2)'; other rules and --tta are not linear in the networks' outputs")
+        raise ZooError("zoo export takes an avg-wave ensemble of plain models, e.g. 'avg-wave(A:one, "
+                       "A:two)'; other rules and --tta are not linear in the networks' outputs")
     if any(not isinstance(m, str) for m in spec.members):
         raise ZooError("zoo export: the members of an exported ensemble are plain models (no tta(...) or nested "
                        "ensembles)")

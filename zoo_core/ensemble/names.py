@@ -1,10 +1,10 @@
 """How an ensemble or an augmented model is named in one string: what ``-m`` builds, what the manifest and the
 workers of ``--jobs`` carry, and what the output folder is made from.
 
-    tdc-17:top1                                         one model
-    tta(tdc-17:top1)                                    with test-time augmentation
-    avg-wave(tdc-17:top1, tdc-17:top2*0.5)              an ensemble: the rule, the members, their weights
-    avg-wave(tta(tdc-17:top1), tta(tdc-17:top2))        an ensemble of augmented members
+    A:one                                       one model
+    tta(A:one)                                  with test-time augmentation
+    avg-wave(A:one, A:two*0.5)                  an ensemble: the rule, the members, their weights
+    avg-wave(tta(A:one), tta(A:two))            an ensemble of augmented members
 
 A weight follows its member after ``*`` (default 1). A name of a fitted ensemble (`zoo_core.ensemble.store`)
 stands for its whole definition.
@@ -131,7 +131,7 @@ def _split_top(body: str) -> list[str]:
 
 
 def folder_name(spec: Spec) -> str:
-    """A portable folder name: ``avg-wave_tdc-17_top1+tdc-17_top2``, ``tdc-17_top1_tta``, weights as ``x0.5``."""
+    """A portable folder name: ``avg-wave_A_one+A_two``, ``A_one_tta``, weights as ``x0.5``."""
     if isinstance(spec, str):
         return spec.replace(":", "_")
     if isinstance(spec, Augmented):

@@ -2,11 +2,11 @@
 read automatically, together with such tables in the registry files of ``ZOO_REGISTRY``. `zoo list` shows
 them and ``zoo separate -m NAME`` (eval, stream) runs them::
 
-    [ensembles.tdc-17-fitted]
+    [ensembles.my-ensemble]
     rule = "avg-wave"
-    members = ["tdc-17:top1", "tdc-17:top3"]
+    members = ["A:one", "A:three"]
     weights = { vocals = [0.35, 0.65], accompaniment = [0.0, 1.0] }   # per stem, one per member
-    description = "fitted on 1 track: vocals +0.04 dB over tdc-17:top3 ..."
+    description = "fitted on 1 track: vocals +0.04 dB over A:three ..."
 """
 
 from __future__ import annotations
