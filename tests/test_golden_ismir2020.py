@@ -48,11 +48,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from zoo_core.builtin import builtin_registry_path
+
 import zoo_core
 from zoo_core.cli import main
 from zoo_core.inference import optimize
-from zoo_core.registry import count_parameters, entries_from_toml
+from zoo_core.registry import builtin_entries, count_parameters
 from zoo_core.weights import import_checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ismir2020"
@@ -171,7 +171,7 @@ def spectrogram_estimate(model, image: torch.Tensor) -> torch.Tensor:
 def test_every_paper_model_has_a_golden_fixture():
     assert set(GOLDEN) == set(EXPECTED_FIXTURES)
     assert {read_fixture(name)["model"] for name in GOLDEN} == PAPER_MODELS
-    assert PAPER_MODELS <= {entry.name for entry in entries_from_toml(builtin_registry_path())}
+    assert PAPER_MODELS <= {entry.name for entry in builtin_entries("unet")}
 
 
 @pytest.mark.parametrize("name", GOLDEN)

@@ -55,7 +55,7 @@ def test_an_uninstalled_source_checkout_finds_its_own_plugins(monkeypatch):
     monkeypatch.setattr("zoo_core.plugins._plugin_entry_points", lambda: iter(()))
     plugins = PluginSet()
     plugins.load_entry_points()
-    assert plugins.statuses["tdc"].distribution == "svs-zoo (source checkout)" and plugins.statuses["tdc"].loaded
+    assert plugins.statuses["unet"].distribution == "svs-zoo (source checkout)" and plugins.statuses["unet"].loaded
     assert "tdc-17" in list_models(catalogue=build_catalogue(plugins))
 
 

@@ -17,7 +17,7 @@ else:  # pragma: no cover
 
 ROOT = Path(__file__).resolve().parent.parent
 # what the zoo holds and writes (registry.toml, plugins/, zoo_core/export/), not only the 2020 U-Nets
-WHAT_IT_IS = ("ISMIR 2020", "TFC-TDF-UNet v3", "MDX23C", "plugin", "TorchScript", "AOTInductor", "ONNX")
+WHAT_IT_IS = ("ISMIR 2020", "MDX23C", "plugin", "TorchScript", "AOTInductor", "ONNX")
 
 
 def _zoo(*args: str):

@@ -51,4 +51,4 @@ def test_wheel_contains_everything_and_lists_every_model(tmp_path):
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
     assert len(rows) >= 9
-    assert {r["plugin"] for r in rows} == {"tdf", "tdc", "tfc", "tfc-tdf", "tdc-rnn", "tfc-rnn", "tfc-tdf-v3"}
+    assert {r["plugin"] for r in rows} == {"unet", "tfc-tdf-v3"}  # one plugin per built-in family

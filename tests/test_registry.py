@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -96,7 +97,9 @@ def test_list_table_shows_stems_and_plugins_when_wide(monkeypatch):
 def test_info_shows_entry_and_resolved_architecture():
     code, out, err = run_cli("info", "tfc-tdf-large")
     assert code == 0, err
-    assert "2,232,132" in out and "128 x 2048" in out and "8 x 128" in out and "paper (default)" in out
+    assert "2,232,132" in out and "paper (default)" in out
+    assert re.search(r"^\s*0\s+128\s+2,048\s", out, re.M)  # the levels table: level 0 is 128 frames x 2048 bins
+    assert '"middle": ' not in out and 'middle {"frames": 8, "bins": 128' in out
     assert "architecture     unet (plugin unet)" in out
     code, out, _ = run_cli("info", "tfc-tdf-17", "--json")
     data = json.loads(out)

@@ -35,7 +35,7 @@ TINY = """
 [models.tiny]
 block = "tfc-tdf"
 description = "3 small TFC-TDF blocks at n_fft 256, for tests"
-architecture = { n_blocks = 3, channels = 8, sampling = "time-frequency", representation = "cac" }
+architecture = { name = "unet", n_blocks = 3, channels = 8, sampling = "time-frequency", representation = "cac" }
 block_args = { layers = 2, kernel_t = 3, kernel_f = 3, bottleneck_factor = 16, min_units = 16, bias = true, norm_affine = true }
 stft = { n_fft = 256, hop_length = 64, frames = 64, center = true, sample_rate = 44100 }
 """
@@ -152,7 +152,7 @@ def test_training_lowers_the_loss_and_raises_the_clip_vocal_sdr(tiny, musdb, tmp
     model = zoo_core.load(f"{name}:{variant}")
     best = checkpoint.load(run / "checkpoints" / checkpoint.BEST)
     assert best["step"] == card["training"]["best_step"]
-    assert all(torch.equal(model.network.state_dict()[k], v) for k, v in best["unet"].items())
+    assert all(torch.equal(model.network.state_dict()[k], v) for k, v in best["network"].items())
     assert vocal_sdr(model, read_track(musdb / "train" / "valid")) == pytest.approx(card["training"]["valid_sdr"], abs=1e-6)
     exported = zoo("export", f"{name}:{variant}", "-o", tmp_path / "trained.ts.pt")
     assert exported.exit_code == 0 and "checks against eager passed" in exported.stdout, exported.output
@@ -173,8 +173,8 @@ def test_resumed_run_equals_an_uninterrupted_one(tiny, musdb, tmp_path):
     a = checkpoint.load(straight / "checkpoints" / checkpoint.LAST)
     b = checkpoint.load(split / "checkpoints" / checkpoint.LAST)
     assert a["state"]["step"] == b["state"]["step"] == 6
-    for key, value in a["unet"].items():
-        torch.testing.assert_close(b["unet"][key], value, rtol=0, atol=1e-6)
+    for key, value in a["network"].items():
+        torch.testing.assert_close(b["network"][key], value, rtol=0, atol=1e-6)
     for index, state in a["optimizer"]["state"].items():
         for key, value in state.items():
             torch.testing.assert_close(b["optimizer"]["state"][index][key], value, rtol=0, atol=1e-6)
@@ -199,7 +199,7 @@ def test_an_infinite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny,
     assert "Traceback" not in result.output
     saved = checkpoint.load(run / "checkpoints" / checkpoint.LAST)
     assert saved["state"]["step"] == 0
-    assert all(torch.isfinite(value).all() for value in saved["unet"].values() if value.is_floating_point())
+    assert all(torch.isfinite(value).all() for value in saved["network"].values() if value.is_floating_point())
     assert not (run / "model.safetensors").exists()
 
 
@@ -254,7 +254,7 @@ def test_fine_tuning_starts_from_the_pulled_weights(musdb, weights_mirror, tmp_p
     variant = card["models"]["tdc-17-finetune"]["variants"]["finetune"]
     assert variant["license"] == "MIT" and "fine-tuned from tdc-17:top1" in variant["origin"]
     # before any step the weights written are the pulled ones
-    written = checkpoint.load(run / "checkpoints" / checkpoint.BEST)["unet"]
+    written = checkpoint.load(run / "checkpoints" / checkpoint.BEST)["network"]
     assert weights_digest(written) == weights_digest(pulled.network.state_dict())
 
 
@@ -272,7 +272,7 @@ def test_two_process_ddp_on_cpu_keeps_every_rank_identical(tiny, musdb, tmp_path
     digests = dict(re.findall(r"rank (\d) of 2: step 3, weights sha256 ([0-9a-f]{64})", done.stdout))
     assert sorted(digests) == ["0", "1"]
     saved = checkpoint.load(run / "checkpoints" / checkpoint.LAST)
-    assert digests["0"] == digests["1"] == weights_digest(saved["unet"])
+    assert digests["0"] == digests["1"] == weights_digest(saved["network"])
     # only rank 0 writes: one log line per step, one card
     assert [e["step"] for e in log_entries(run) if "loss" in e] == [1, 2, 3]
     assert "batch 2 x 2 process(es)" in card_of(run)["models"]["tiny-ddp"]["variants"]["ddp"]["origin"]

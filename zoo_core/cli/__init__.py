@@ -80,8 +80,8 @@ def run_guarded(call):
 @click.group(name="zoo", cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="svs-zoo", prog_name="zoo")
 def main() -> None:
-    """svs-zoo: a plugin-style zoo of music source separation models: the network families its plugins register
-    (zoo list), with their released weights; TorchScript, AOTInductor, ONNX.
+    """svs-zoo: a plugin-style zoo of music source separation models: the U-Nets of the ISMIR 2020 paper with the
+    authors' weights, the MDX23C models, any network family a plugin adds; TorchScript, AOTInductor, ONNX.
 
     List the models, pull their weights, separate and evaluate songs (also in a web page: zoo serve), export
     for C++ deployment, train.

@@ -7,6 +7,8 @@ import functools
 import threading
 from typing import Optional
 
+from ..builtin import default_model
+
 _counting = threading.Lock()  # one thread counts, others wait for its cached figures
 
 
@@ -53,10 +55,10 @@ def model_table(speeds: dict[str, float]) -> dict:
             "downloadable": entry.default_variant in released,
             "speed": speeds.get(name),
         })
-    return {"models": rows, "default": default_model(rows)}
+    return {"models": rows, "default": preselected(rows)}
 
 
-def default_model(rows: list[dict]) -> Optional[str]:
+def preselected(rows: list[dict]) -> Optional[str]:
     """A model whose weights are here: the default model (registry.toml's ``default_model``) if it is, else the
     cached one with the best published SDR; with none here, the default model (its weights are one click away)."""
     cached = [row for row in rows if row["cached"]]
