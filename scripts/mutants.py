@@ -39,6 +39,7 @@ MDX23C = "tests/test_mdx23c_fidelity.py::test_the_registry_model_matches_the_ref
 OVERLAP_ADD = "tests/test_overlap_add.py"
 COMPLEMENT = "tests/test_overlap_add.py::test_separate_gives_the_blend_and_accompaniment_is_mixture_minus_vocals"
 RESUME = "tests/test_catalogue.py::test_resume_rule"
+ENSEMBLE_RULES = "tests/test_ensemble.py::test_each_rule_equals_numpy_over_the_members_written_outputs"
 RESUME_STARTED = "tests/test_catalogue.py::test_a_started_item_is_redone_even_when_its_outputs_exist"
 PLUGIN_MODULES = ("zoo_unet", "zoo_tfc_tdf_v3")
 
@@ -135,6 +136,17 @@ MUTANTS = [
            "torch.rsqrt(norm.running_var.double() + norm.eps)", "torch.rsqrt(norm.running_var.double())",
            (f"{GOLDEN_OPTIMIZED}[tdc-17]", f"{GOLDEN_OPTIMIZED}[tfc-tdf-small]"),
            "BatchNorm folded without its epsilon"),
+    # ---- ensembles and test-time augmentation
+    Mutant("ensemble-max-by-value", "zoo_core/ensemble/rules.py",
+           "magnitude = np.abs(stack)", "magnitude = stack.real",
+           (f"{ENSEMBLE_RULES}[max-spec-members3-None]",), "max-spec picks by the real part, not the magnitude"),
+    Mutant("ensemble-weights-unnormalised", "zoo_core/ensemble/rules.py",
+           "return (stack * w).sum(axis=0) / w.sum(axis=0)", "return (stack * w).sum(axis=0)",
+           (f"{ENSEMBLE_RULES}[avg-wave-members0-weights0]",), "weighted average not divided by the weights' sum"),
+    Mutant("tta-polarity-not-undone", "zoo_core/ensemble/tta.py",
+           "total = total - self.inner(-mixture).float()", "total = total + self.inner(-mixture).float()",
+           ("tests/test_ensemble.py::test_tta_equals_the_mean_of_the_unaugmented_separations",),
+           "the polarity-inverted separation is not inverted back"),
     # ---- streaming
     Mutant("stream-latency-batch", "zoo_core/stream.py",
            "(options.batch_size - 1) * (segment - overlap) - 1", "(options.batch_size - 1) * segment - 1",

@@ -126,7 +126,7 @@ def _expected(rule: str, waves: list[np.ndarray], weights: list[float]) -> np.nd
 # ------------------------------------------------------------------ the rules
 
 @pytest.mark.parametrize("rule, members, weights", [
-    ("avg-wave", MEMBERS, [0.5, 0.3, 0.2]),
+    ("avg-wave", MEMBERS, [5.0, 3.0, 2.0]),  # weights that do not sum to 1: the rule divides by their sum
     ("median-wave", MEMBERS, None),
     ("avg-spec", MEMBERS[:2], [0.7, 0.3]),
     ("max-spec", MEMBERS, None),
