@@ -156,12 +156,13 @@ def test_a_file_that_is_not_an_export_is_one_error_line(clip_wav, tmp_path):
 
 def _numpy_padding(samples: int, n_fft: int, hop: int, center: bool, factor: int) -> tuple[int, int]:
     """The contract's padding (docs/deployment.md): the fewest frames, a multiple of the core's time factor,
-    that cover every sample; uncentred frames lead with n_fft - hop zeros."""
+    that cover every sample; uncentred frames lead with n_fft - hop zeros; a centred STFT's input is longer than
+    the n_fft / 2 samples it reflects at each end."""
     left = 0 if center else n_fft - hop
     frames = factor
     while True:
         total = hop * (frames - 1) + (0 if center else n_fft)
-        if total >= samples + left + (0 if center else left):
+        if total >= samples + left + (0 if center else left) and (not center or total > n_fft // 2):
             return left, total - samples - left
         frames += factor
 
@@ -192,13 +193,14 @@ def _numpy_istft(spec: np.ndarray, n_fft: int, hop: int, center: bool, length: i
 
 @pytest.mark.parametrize("center", [True, False])
 @pytest.mark.parametrize("representation", ["cac", "magnitude"])
-def test_the_host_framing_follows_the_contract_as_numpy_defines_it(center, representation):
+@pytest.mark.parametrize("factor, samples", [(4, 3001), (1, 50)])  # 50: fewer than a centred STFT reflects
+def test_the_host_framing_follows_the_contract_as_numpy_defines_it(center, representation, factor, samples):
     """What an exported file's metadata promises (docs/deployment.md), written once more in numpy: the image a
     core gets (the lowest ``bins`` bins as [Re L, Im L, Re R, Im R], or magnitudes) and the waveform its
     estimate becomes (zeros above ``bins``, the mixture's phase for magnitudes, inverse STFT, cropped)."""
     from zoo_core.hosts.spectral import FramingContract, SpectralHost
 
-    n_fft, hop, bins, factor, samples = 256, 64, 100, 4, 3001
+    n_fft, hop, bins = 256, 64, 100
     metadata = {"sample_rate": 8000, "stft": {"n_fft": n_fft, "hop_length": hop, "center": center, "frames": 16,
                                               "bins": bins}, "representation": representation, "time_factor": factor,
                 "model_stems": ["vocals", "other"]}

@@ -137,14 +137,17 @@ class MagnitudeFraming(nn.Module):
 def frame_padding(samples: int, n_fft: int, hop: int, center: bool, time_factor: int) -> List[int]:
     """[left, right] zeros before the STFT so that the frame count is a multiple of ``time_factor`` (what the
     network accepts) and the frames cover every sample. Without centring the signal leads with ``n_fft - hop``
-    zeros, so that the first sample sits under a full window overlap."""
+    zeros, so that the first sample sits under a full window overlap; with centring it spans more samples than the
+    STFT reflects at each end (n_fft / 2), which binds only networks that take very few frames (time_factor 1)."""
     if center:
         left = 0
         needed = (samples + hop - 1) // hop + 1  # frames so that hop * (frames - 1) >= samples
+        shortest = n_fft // (2 * hop) + 2
     else:
         left = n_fft - hop
         needed = (max(samples + 2 * left - n_fft, 0) + hop - 1) // hop + 1
-    frames = max(needed, time_factor)
+        shortest = 1
+    frames = max(needed, time_factor, shortest)
     frames = (frames + time_factor - 1) // time_factor * time_factor
     total = hop * (frames - 1) if center else n_fft + hop * (frames - 1)
     return [left, total - samples - left]
