@@ -54,9 +54,12 @@ def mixture_image(model: SeparationModel, frames: int, batch: int, generator: to
     """The image the core sees for a noise mixture (realistic value ranges for the checks), laid out as the hosts
     pass it: contiguous. torch.export keeps the example's strides, and a compiled package reads any input with
     them: a magnitude image straight from `SeparationModel.to_image` is frames-major, and a package traced on it
-    returned garbage for the hosts' contiguous images (tfc-tdf-small-mag)."""
-    mixture = 0.1 * torch.randn(batch, 2, model.settings.samples(frames), generator=generator)
-    return model.to_image(mixture).contiguous()
+    returned garbage for the hosts' contiguous images (tfc-tdf-small-mag). The noise spans enough frames for a
+    centred STFT's reflection (n_fft / 2 samples at each end), which one or two frames do not when the network
+    takes any frame count (time_factor 1, the band-split RoFormers); the image is cut to ``frames``."""
+    span = max(frames, model.n_fft // model.hop_length + 2)
+    mixture = 0.1 * torch.randn(batch, 2, model.settings.samples(span), generator=generator)
+    return model.to_image(mixture)[..., :frames].contiguous()
 
 
 def host_settings(metadata: dict) -> dict[str, str]:
