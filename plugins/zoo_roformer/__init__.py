@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+import torch
 from torch import Tensor
 
 from zoo_core import Architecture, NetworkContext, hookimpl
@@ -93,9 +94,9 @@ def build_mel_band_roformer(
         mask_hidden_layers=mask_estimator_depth,  # the reference's Mel MLP: depth + 1 linear layers
         norm_output=True,
         final_norm=False,
-        positions=positions,
-        average_index=average_index,
-        band_counts=counts,
+        positions=torch.from_numpy(positions),
+        average_index=torch.from_numpy(average_index),
+        band_counts=torch.from_numpy(counts),
     )
 
 

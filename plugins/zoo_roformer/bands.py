@@ -13,8 +13,6 @@ import math
 from typing import Sequence
 
 import numpy as np
-import torch
-from torch import Tensor
 
 _MEL_LINEAR_STEP = 200.0 / 3  # Hz per mel below 1 kHz (Slaney's Auditory Toolbox)
 _MEL_LOG_START_HZ = 1000.0
@@ -62,20 +60,19 @@ def gathered_bins(member: np.ndarray) -> np.ndarray:
     return cols[np.lexsort((cols, rows))]
 
 
-def stereo_positions(bins: np.ndarray, audio_channels: int) -> Tensor:
+def stereo_positions(bins: np.ndarray, audio_channels: int) -> np.ndarray:
     """Bin indices → positions in the (bin, channel) axis: ``bin * channels + channel`` for each channel."""
     positions = bins[:, None] * audio_channels + np.arange(audio_channels)[None, :]
-    return torch.from_numpy(positions.reshape(-1).astype(np.int64))
+    return positions.reshape(-1).astype(np.int64)
 
 
-def averaging_indices(positions: Tensor, total: int) -> tuple[Tensor, Tensor]:
+def averaging_indices(positions: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
     """For the mask average over overlapping bands: ``[most, total]`` indices into the gathered axis (``len(
     positions)`` = an appended zero), taken in gather order so that the sums run in the reference's order, and the
     number of bands at each of the ``total`` positions."""
-    count = torch.bincount(positions, minlength=total)
-    most = int(count.max())
-    index = torch.full((most, total), len(positions), dtype=torch.int64)
-    filled = torch.zeros(total, dtype=torch.int64)
+    count = np.bincount(positions, minlength=total)
+    index = np.full((int(count.max()), total), len(positions), dtype=np.int64)
+    filled = np.zeros(total, dtype=np.int64)
     for gathered, position in enumerate(positions.tolist()):
         index[filled[position], position] = gathered
         filled[position] += 1
