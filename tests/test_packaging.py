@@ -25,9 +25,11 @@ def test_wheel_contains_everything_and_lists_every_model(tmp_path):
     (wheel,) = dist.glob("svs_zoo-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "zoo_core/registry.toml" in names
-    plugins = ("zoo_unet", "zoo_tdf", "zoo_tdc", "zoo_tfc", "zoo_tfc_tdf", "zoo_tdc_rnn", "zoo_tfc_rnn", "zoo_tfc_tdf_v3")
+    plugins = ("zoo_unet", "zoo_tdf", "zoo_tdc", "zoo_tfc", "zoo_tfc_tdf", "zoo_tdc_rnn", "zoo_tfc_rnn", "zoo_tfc_tdf_v3",
+               "zoo_roformer")
     for plugin in plugins:
         assert f"{plugin}/__init__.py" in names
+    assert "zoo_roformer/models.toml" in names  # a plugin's own catalogue travels with it
     for page in ("index.html", "app.js", "style.css"):  # zoo serve's page is served from the package
         assert f"zoo_core/serve/static/{page}" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
@@ -50,4 +52,4 @@ def test_wheel_contains_everything_and_lists_every_model(tmp_path):
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
     assert len(rows) >= 9
-    assert {r["plugin"] for r in rows} == {"tdf", "tdc", "tfc", "tfc-tdf", "tdc-rnn", "tfc-rnn", "tfc-tdf-v3"}
+    assert {r["plugin"] for r in rows} == {"tdf", "tdc", "tfc", "tfc-tdf", "tdc-rnn", "tfc-rnn", "tfc-tdf-v3", "roformer"}
