@@ -111,6 +111,9 @@ class SeparationModel(nn.Module):
         self.hop_length: int = stft.hop_length
         self.center: bool = stft.center
         self.time_factor: int = time_factor
+        # a centred STFT reflects n_fft/2 samples at each end, so it needs more than that: at least this many frames
+        # (binds only networks that take very few frames, time_factor 1: the band-split RoFormers' short tails)
+        self.shortest_frames: int = stft.n_fft // (2 * stft.hop_length) + 2 if stft.center else 1
         self.masking: bool = estimation == "masking"
         self.stft = STFT(stft.n_fft, stft.hop_length, stft.center)
         self.istft = ISTFT(stft.n_fft, stft.hop_length, stft.center)
@@ -160,7 +163,7 @@ class SeparationModel(nn.Module):
             left = self.n_fft - hop
             span = samples + 2 * left - self.n_fft
             needed = (max(span, 0) + hop - 1) // hop + 1
-        frames = max(needed, self.time_factor)
+        frames = max(needed, self.time_factor, self.shortest_frames)
         frames = (frames + self.time_factor - 1) // self.time_factor * self.time_factor
         total = hop * (frames - 1) if self.center else self.n_fft + hop * (frames - 1)
         return [left, total - samples - left]

@@ -61,7 +61,9 @@ std::pair<int64_t, int64_t> SpectralHost::padding(int64_t samples) const {
     const int64_t span = samples + 2 * left - n_fft;
     needed = (std::max<int64_t>(span, 0) + hop - 1) / hop + 1;
   }
-  int64_t frames = std::max(needed, factor);
+  // more samples than a centred STFT reflects (n_fft / 2 at each end)
+  const int64_t shortest = settings_.center ? n_fft / (2 * hop) + 2 : 1;
+  int64_t frames = std::max({needed, factor, shortest});
   frames = (frames + factor - 1) / factor * factor;
   const int64_t total = settings_.center ? hop * (frames - 1) : n_fft + hop * (frames - 1);
   return {left, total - samples - left};

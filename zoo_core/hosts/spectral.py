@@ -78,7 +78,8 @@ class FramingContract:
         else:
             left = n_fft - hop  # the first sample sits under a full window overlap
             needed = (max(samples + 2 * left - n_fft, 0) + hop - 1) // hop + 1
-        frames = max(needed, factor)
+        shortest = n_fft // (2 * hop) + 2 if self.center else 1  # more samples than a centred STFT reflects
+        frames = max(needed, factor, shortest)
         frames = (frames + factor - 1) // factor * factor
         total = hop * (frames - 1) if self.center else n_fft + hop * (frames - 1)
         return left, total - samples - left
