@@ -89,3 +89,14 @@ def test_trained_small_bs_roformer_streams(trained_run, clip_path, monkeypatch):
     streamed = np.frombuffer(result.stdout, dtype=np.float32).reshape(-1, 2)
     assert streamed.shape[0] == audio.shape[0]
     assert np.isfinite(streamed).all() and np.abs(streamed).max() > 0
+
+
+@pytest.mark.parametrize("samples", [1, 300, 1100])
+def test_inputs_shorter_than_a_centred_stft_reflection_separate(samples):
+    """A network of time_factor 1 gets inputs (a track's last, short segment) shorter than the n_fft/2 samples a
+    centred STFT reflects: the model pads them to enough frames (torch.stft refuses otherwise) and crops back."""
+    model = zoo_core.create_model("bs-roformer-small").eval()
+    with torch.inference_mode():
+        out = model(0.1 * torch.randn(1, 2, samples, generator=torch.Generator().manual_seed(0)))
+    assert out.shape == (1, 4, 2, samples) and torch.isfinite(out).all()
+    assert model.padding(samples)[1] + samples >= model.n_fft // 2 + 1
