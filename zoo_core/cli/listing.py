@@ -73,8 +73,10 @@ def _sdr_legend(rows: list[dict]) -> str:
     if not sets:
         return ""
     common, *others = sorted(sets, key=lambda name: (-len(sets[name]), name != DEFAULT_SDR_SET))
-    exceptions = "; ".join(f"{', '.join(sets[name])}: {name}" for name in others)
-    return f"SDR: vocals, dB, on {common}" + (f" ({exceptions})" if exceptions else "")
+    exceptions = [f"{', '.join(sets[name])}: {name}" for name in others]
+    if len(exceptions) > 1:  # one line per other set: a single line outgrew 80 columns
+        return "\n".join([f"SDR: vocals, dB, on {common}, except"] + [f"  {line}" for line in exceptions])
+    return f"SDR: vocals, dB, on {common}" + (f" ({exceptions[0]})" if exceptions else "")
 
 
 @click.command("list", short_help="List the models: network, size, STFT, weights, SDR.")
