@@ -35,13 +35,14 @@ from typing import Optional
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = "tests/test_golden_ismir2020.py::test_imported_model_reproduces_the_authors_output"
 GOLDEN_OPTIMIZED = "tests/test_golden_ismir2020.py::test_optimized_model_reproduces_the_authors_output_in_float32"
+ROFORMER = "tests/test_roformer_fidelity.py::test_small_configurations_match_the_reference_output"
 MDX23C = "tests/test_mdx23c_fidelity.py::test_the_registry_model_matches_the_reference_output[tfc-tdf-v3-2stem]"
 OVERLAP_ADD = "tests/test_overlap_add.py"
 COMPLEMENT = "tests/test_overlap_add.py::test_separate_gives_the_blend_and_accompaniment_is_mixture_minus_vocals"
 RESUME = "tests/test_catalogue.py::test_resume_rule"
 ENSEMBLE_RULES = "tests/test_ensemble.py::test_each_rule_equals_numpy_over_the_members_written_outputs"
 RESUME_STARTED = "tests/test_catalogue.py::test_a_started_item_is_redone_even_when_its_outputs_exist"
-PLUGIN_MODULES = ("zoo_unet", "zoo_tfc_tdf_v3")
+PLUGIN_MODULES = ("zoo_unet", "zoo_tfc_tdf_v3", "zoo_roformer")
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,16 @@ MUTANTS = [
            '("tdf.0.", "tdf.norm1."),\n    ("tdf.2.", "tdf.squeeze."),\n    ("tdf.3.", "tdf.norm2."),',
            '("tdf.0.", "tdf.norm2."),\n    ("tdf.2.", "tdf.squeeze."),\n    ("tdf.3.", "tdf.norm1."),',
            (MDX23C,), "import renames the TDF's two norms the wrong way round (same shapes)"),
+    # ---- band-split RoFormers
+    Mutant("roformer-rotary-halves", "plugins/zoo_roformer/network.py",
+           "pairs = x.unflatten(-1, [x.shape[-1] // 2, 2])",
+           "pairs = x.unflatten(-1, [2, x.shape[-1] // 2]).transpose(-1, -2)",
+           (f"{ROFORMER}[bs-roformer-small-float32]", f"{ROFORMER}[mel-band-roformer-small-float32]"),
+           "rotary embedding pairs features (i, i + d/2) instead of adjacent (2i, 2i+1): 0.25 of peak off"),
+    Mutant("roformer-dc-kept", "plugins/zoo_roformer/network.py",
+           "keep[0] = 0.0", "keep[0] = 1.0",
+           (f"{ROFORMER}[bs-roformer-small-float32]", f"{ROFORMER}[mel-band-roformer-small-float32]"),
+           "the estimates keep the DC bin the reference filters out"),
     # ---- framing
     Mutant("framing-cac-order", "zoo_core/framing.py",
            "torch.view_as_real(spec[:, :, :kept]).permute(0, 1, 4, 2, 3)",

@@ -179,6 +179,27 @@ def test_host_writes_every_stem_of_a_four_stem_v3_model(host_binary, clip_wav, t
         assert difference < TOLERANCE, f"{stem}: max abs difference {difference}"
 
 
+@pytest.mark.slow
+def test_host_runs_a_band_split_roformer_like_python(host_binary, clip_wav, tmp_path):
+    """BS-RoFormer (plugin zoo_roformer, 4 stems, time_factor 1): the TorchScript file from `zoo export` gives, in
+    the C++ host, every stem equal to Python's chunked separation."""
+    torch.manual_seed(5)
+    model = zoo_core.load("bs-roformer-small", init=True).eval()
+    path = tmp_path / "bsr.ts.pt"
+    export_torchscript(model, zoo_core.get_entry("bs-roformer-small"), path, check_lengths=[2049, 20000])
+    audio, _ = soundfile.read(clip_wav, dtype="float32", always_2d=True)
+    artifact = SeparatorArtifact(model, *SeparationSettings().geometry(model))
+    with torch.no_grad():
+        expected = artifact.separate_chunked(torch.from_numpy(audio.T.copy())[None], artifact.segment_samples,
+                                             artifact.overlap_samples, BATCH_SIZE)[0]
+    result = run_host(host_binary, path, clip_wav, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    for index, stem in enumerate(model.stems):
+        written, _ = soundfile.read(tmp_path / "out" / f"{stem}.wav", dtype="float32", always_2d=True)
+        difference = (torch.from_numpy(written.T.copy()) - expected[index]).abs().max().item()
+        assert difference < TOLERANCE, f"{stem}: max abs difference {difference}"
+
+
 # ------------------------------------------------------------------------------ zoo's units, one error line
 
 

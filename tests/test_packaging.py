@@ -25,7 +25,7 @@ def test_wheel_contains_everything_and_lists_every_model(tmp_path):
     (wheel,) = dist.glob("svs_zoo-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "zoo_core/registry.toml" in names
-    family_modules = ["zoo_unet/__init__.py", "zoo_tfc_tdf_v3/__init__.py"] + [
+    family_modules = ["zoo_unet/__init__.py", "zoo_tfc_tdf_v3/__init__.py", "zoo_roformer/__init__.py"] + [
         f"zoo_unet/{module}.py" for module in ("tdf", "tdc", "tfc", "tfc_tdf", "tdc_rnn", "tfc_rnn", "convert", "optimize")]
     for module in family_modules:
         assert module in names
@@ -51,4 +51,4 @@ def test_wheel_contains_everything_and_lists_every_model(tmp_path):
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
     assert len(rows) >= 9
-    assert {r["plugin"] for r in rows} == {"unet", "tfc-tdf-v3"}  # one plugin per built-in family
+    assert {r["plugin"] for r in rows} == {"unet", "tfc-tdf-v3", "roformer"}  # one plugin per built-in family

@@ -81,9 +81,14 @@ def test_list_table_fits_80_columns_with_whole_numbers(monkeypatch):
     assert code == 0
     lines = out.splitlines()
     assert max(len(line) for line in lines) <= 80
-    assert lines[0].split()[:3] == ["name", "network", "parameters"]
+    header = lines[0].split()
+    assert header[:3] == ["name", "network", "parameters"] and header[-2:] == ["weights", "SDR"]
     row = next(line.split() for line in lines if line.startswith("tfc-tdf-large "))
-    assert row[1:4] == ["unet/tfc-tdf", "2,232,132", "4096/2048"] and row[-1] == "7.98"
+    assert row[1:3] == ["unet/tfc-tdf", "2,232,132"] and row[-1] == "7.98"
+    longest = max(zoo_core.list_models(), key=len)  # whole, however long the longest name is
+    assert any(line.split()[0] == longest for line in lines[1:] if line.strip())
+    if "stft" in header:  # it gives way (zoo info shows it) when the longest names leave no room
+        assert row[3] == "4096/2048"
 
 
 def test_list_table_shows_stems_and_plugins_when_wide(monkeypatch):

@@ -55,6 +55,8 @@ def _sdr(value) -> str:
 
 
 WIDE = 110  # columns from which `zoo list` also shows stems and plugins
+_GAP = 2  # spaces after each column of `zoo list`
+_RIGHT = ("parameters", "stft", "SDR")  # right-aligned columns
 
 
 def _network(row: dict) -> str:
@@ -73,8 +75,10 @@ def _sdr_legend(rows: list[dict]) -> str:
     if not sets:
         return ""
     common, *others = sorted(sets, key=lambda name: (-len(sets[name]), name != DEFAULT_SDR_SET))
-    exceptions = "; ".join(f"{', '.join(sets[name])}: {name}" for name in others)
-    return f"SDR: vocals, dB, on {common}" + (f" ({exceptions})" if exceptions else "")
+    exceptions = [f"{', '.join(sets[name])}: {name}" for name in others]
+    if len(exceptions) > 1:  # one line per other set: a single line outgrew 80 columns
+        return "\n".join([f"SDR: vocals, dB, on {common}, except"] + [f"  {line}" for line in exceptions])
+    return f"SDR: vocals, dB, on {common}" + (f" ({exceptions[0]})" if exceptions else "")
 
 
 @click.command("list", short_help="List the models: network, size, STFT, weights, SDR.")
@@ -101,17 +105,25 @@ def list_command(patterns: tuple[str, ...], as_json: bool) -> None:
         return
     out = Output()
     wide = out.width >= WIDE  # a standard 80-column terminal gets the essential columns
-    columns = [("name", "left"), ("network", "left"), ("parameters", "right"), ("stft", "right")]
-    columns += [("stems", "left")] if wide else []
-    columns += [("weights", "left"), ("SDR", "right")] + ([("plugin", "left")] if wide else [])
-    table = Table(title=None, box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
-    for column, justify in columns:
-        table.add_column(column, justify=justify, no_wrap=True)
-    for row in rows:
-        cells = [row["name"], _network(row), f"{row['parameters']:,}", f"{row['n_fft']}/{row['hop_length']}"]
-        cells += [",".join(row["stems"])] if wide else []
-        cells += [row["weights"], _sdr(row["paper_sdr"])] + ([row["plugin"]] if wide else [])
-        table.add_row(*map(escape, cells))
+    cells = {
+        "name": [row["name"] for row in rows],
+        "network": [_network(row) for row in rows],
+        "parameters": [f"{row['parameters']:,}" for row in rows],
+        "stft": [f"{row['n_fft']}/{row['hop_length']}" for row in rows],
+        "stems": [",".join(row["stems"]) for row in rows],
+        "weights": [row["weights"] for row in rows],
+        "SDR": [_sdr(row["paper_sdr"]) for row in rows],
+        "plugin": [row["plugin"] for row in rows],
+    }
+    shown = list(cells) if wide else ["name", "network", "parameters", "stft", "weights", "SDR"]
+    width = lambda names: sum(max(len(n), *map(len, cells[n])) + _GAP for n in names)  # noqa: E731
+    if width(shown) > out.width and not wide:  # nothing is cut: the STFT (in zoo info) gives way first
+        shown.remove("stft")
+    table = Table(title=None, box=None, header_style="bold", pad_edge=False, padding=(0, _GAP, 0, 0))
+    for column in shown:
+        table.add_column(column, justify="right" if column in _RIGHT else "left", no_wrap=True)
+    for index in range(len(rows)):
+        table.add_row(*(escape(cells[column][index]) for column in shown))
     out.table(table)
     legend = _sdr_legend(rows)
     if legend:
