@@ -76,15 +76,25 @@ def parse_weights(text: Optional[str]) -> Optional[list[float]]:
         raise ZooError(f"--weights {text!r}: expected numbers separated by commas, e.g. 0.5,0.3,0.2") from None
 
 
-def format_spec(spec: Spec) -> str:
+# how a spec is spelled: (a plain model, an augmented member, a weighted member, an ensemble, between members)
+_NAME = (lambda model: model, "{tta}({member})", "{part}*{weight:g}", "{rule}({parts})", ", ")
+_FOLDER = (lambda model: model.replace(":", "_"), "{member}_{tta}", "{part}x{weight:g}", "{rule}_{parts}", "+")
+
+
+def _spelled(spec: Spec, style: tuple) -> str:
+    model, augmented, weighted, combined, joiner = style
     if isinstance(spec, str):
-        return spec
+        return model(spec)
     if isinstance(spec, Augmented):
-        return f"{TTA}({format_spec(spec.member)})"
-    parts = [format_spec(m) for m in spec.members]
+        return augmented.format(tta=TTA, member=_spelled(spec.member, style))
+    parts = [_spelled(m, style) for m in spec.members]
     if spec.weights is not None:
-        parts = [f"{p}*{w:g}" for p, w in zip(parts, spec.weights)]
-    return f"{spec.rule}({', '.join(parts)})"
+        parts = [weighted.format(part=p, weight=w) for p, w in zip(parts, spec.weights)]
+    return combined.format(rule=spec.rule, parts=joiner.join(parts))
+
+
+def format_spec(spec: Spec) -> str:
+    return _spelled(spec, _NAME)
 
 
 def parse_spec(text: str) -> Spec:
@@ -132,11 +142,4 @@ def _split_top(body: str) -> list[str]:
 
 def folder_name(spec: Spec) -> str:
     """A portable folder name: ``avg-wave_A_one+A_two``, ``A_one_tta``, weights as ``x0.5``."""
-    if isinstance(spec, str):
-        return spec.replace(":", "_")
-    if isinstance(spec, Augmented):
-        return f"{folder_name(spec.member)}_{TTA}"
-    parts = [folder_name(m) for m in spec.members]
-    if spec.weights is not None:
-        parts = [f"{p}x{w:g}" for p, w in zip(parts, spec.weights)]
-    return f"{spec.rule}_{'+'.join(parts)}"
+    return _spelled(spec, _FOLDER)
