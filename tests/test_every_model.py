@@ -362,6 +362,9 @@ def aoti_plan() -> AotiPlan:
         if operators[name] - covered:
             compiled.append(name)
             covered |= operators[name]
+    for name in list(compiled):  # then drop any the others cover (a greedy cover can keep a redundant one)
+        if operators[name] <= set().union(*(operators[m] for m in compiled if m != name)):
+            compiled.remove(name)
     return AotiPlan(operators, family, compiled, contiguous)
 
 
