@@ -79,7 +79,7 @@ def stream_latency(model, sample_rate: int, options: SeparationSettings) -> int:
 def options_for_latency(model, seconds: float, sample_rate: int, options: SeparationSettings) -> SeparationSettings:
     """``options`` with the longest segment (whole STFT hops, at most the default one) whose stream latency is
     at most ``seconds``; the overlap stays the same fraction of the segment. Shorter segments give the network
-    less context (lower SDR, see README) and, below its time factor, padded frames to compute."""
+    less context (lower SDR, see docs/live-and-catalogues.md) and, below its time factor, padded frames to compute."""
     if not seconds > 0:
         raise ZooError(f"latency must be a positive number of seconds, got {seconds}")
     hop = model.hop_length

@@ -4,8 +4,8 @@ The default is the physical cores this process may use: its CPU affinity and its
 container's ``--cpus``) count, hyper-threads do not (`joblib.cpu_count`, which handles each of those). An
 explicit ``OMP_NUM_THREADS`` wins over that count, as it does for torch itself. One thread per physical core is
 the most a convolution can use; on a machine shared with other busy processes, fewer (``--threads 1``) is often
-faster, because a thread that waits for a core holds up the others at every parallel region (README,
-Performance, has the measured figures).
+faster, because a thread that waits for a core holds up the others at every parallel region (docs/performance.md
+has the measured figures).
 """
 
 from __future__ import annotations

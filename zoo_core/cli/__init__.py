@@ -88,7 +88,7 @@ def main() -> None:
     """
     from ..allocator import tune_allocator
 
-    tune_allocator()  # keep freed activations in the process (zoo_core/allocator.py; README, Performance)
+    tune_allocator()  # keep freed activations in the process (zoo_core/allocator.py; docs/performance.md)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -88,7 +88,7 @@ def separation_options(command: Optional[Callable] = None, *, live: bool = False
         "device": device_option(),
         "precision": click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
                                   help="bf16 runs the network in bfloat16 (faster on CPUs with AVX-512 BF16; see "
-                                       "README for the SDR cost); STFT and blending stay float32."),
+                                       "docs/performance.md for the SDR cost); STFT and blending stay float32."),
         "jobs": click.option("-j", "--jobs", type=int, default=1, show_default=True,
                              help="Inputs processed in parallel processes (they share --threads)."),
         "threads": threads_option(),

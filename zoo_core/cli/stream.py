@@ -38,7 +38,7 @@ def stream_stems(model, names: Optional[list[str]]) -> list[str]:
 @separation_options(live=True)
 @click.option("--latency", type=float, default=None, metavar="SECONDS",
               help="Keep the latency at most this long by using shorter segments (less context: lower quality; "
-                   "see README). Not with --segment.")
+                   "see docs/live-and-catalogues.md). Not with --segment.")
 @click.option("--input-format", "raw_format", type=click.Choice(RAW_FORMATS), default=None,
               help="Sample format of raw PCM on standard input (a WAV stream's header says its own) [default: f32le].")
 @click.option("--format", "old_format", type=click.Choice(RAW_FORMATS), default=None, hidden=True)  # the old name, still read

@@ -63,7 +63,7 @@ class SeparationSettings:
     def geometry(self, model) -> tuple[int, int]:
         """(segment, overlap) in samples at the model's rate, both whole STFT hops: every segment then starts
         on one global frame grid, so overlapping segments see the same frames and blend without seams (see
-        README for the measured difference). A segment shorter than two hops is refused."""
+        docs/separating.md for the measured difference). A segment shorter than two hops is refused."""
         hop = model.hop_length
         if self.segment is None:
             hops = model.training_segment() // hop

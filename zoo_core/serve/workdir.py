@@ -10,7 +10,7 @@ up in the job's outputs). The one string it gives that becomes part of a file na
 its last component, stripped of control characters and leading dots, and shortened (`safe_name`); every path
 the server opens is checked to lie inside the work folder (`WorkFolder.inside`).
 
-Cleanup rule (README, `zoo serve`):
+Cleanup rule (docs/serve.md):
   1. an upload that is refused (too large, unreadable, a model without weights) or interrupted is deleted at once;
   2. the uploaded file is deleted as soon as its job has finished (done or failed): the stems stay;
   3. a finished job's folder (stems, zip) is deleted ``keep_hours`` after it finished, or at once when the page
