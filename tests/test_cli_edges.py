@@ -62,6 +62,9 @@ def _start_separation(tmp_path: Path, mirror: Path, *extra: str) -> subprocess.P
     return subprocess.Popen(
         [*ZOO, "separate", *extra, "-o", str(tmp_path / "out"), "-q"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+        # as from a terminal: a suite started in the background (`pytest &`) passes an ignored SIGINT on to its
+        # children, and Python keeps it ignored, so Ctrl-C would never arrive
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
