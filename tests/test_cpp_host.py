@@ -156,37 +156,13 @@ def test_host_usage_help_and_bad_arguments(host_binary, tmp_path):
     assert missing.stderr.startswith("error: expected MODEL, INPUT.wav and OUTPUT_DIR, got 1 argument(s)")
 
 
-@pytest.mark.slow
-def test_host_writes_every_stem_of_a_four_stem_v3_model(host_binary, clip_wav, tmp_path):
-    """TFC-TDF-UNet v3 (4 stems, the lowest 2048 bins kept): the TorchScript file from `zoo export` writes one WAV
-    per stem named in its metadata, each equal to Python's chunked separation."""
+def assert_host_equals_python(host_binary, name: str, check_lengths: list[int], clip_wav, tmp_path) -> list[str]:
+    """``name`` (seed 5) exported by `export_torchscript`, run by the C++ host on the clip: every stem it writes
+    equals Python's chunked separation of the same file. Returns the stems written."""
     torch.manual_seed(5)
-    model = zoo_core.load("tfc-tdf-v3-small", init=True).eval()
-    path = tmp_path / "v3.ts.pt"
-    export_torchscript(model, zoo_core.get_entry("tfc-tdf-v3-small"), path, check_lengths=[2049, 3079, 20000])
-    audio, _ = soundfile.read(clip_wav, dtype="float32", always_2d=True)
-    artifact = SeparatorArtifact(model, *SeparationSettings().geometry(model))
-    with torch.no_grad():
-        expected = artifact.separate_chunked(torch.from_numpy(audio.T.copy())[None], artifact.segment_samples,
-                                             artifact.overlap_samples, BATCH_SIZE)[0]
-    result = run_host(host_binary, path, clip_wav, tmp_path / "out")
-    assert result.returncode == 0, result.stderr
-    stems = ["vocals", "bass", "drums", "other"]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(f"{stem}.wav" for stem in stems)
-    for index, stem in enumerate(stems):
-        written, _ = soundfile.read(tmp_path / "out" / f"{stem}.wav", dtype="float32", always_2d=True)
-        difference = (torch.from_numpy(written.T.copy()) - expected[index]).abs().max().item()
-        assert difference < TOLERANCE, f"{stem}: max abs difference {difference}"
-
-
-@pytest.mark.slow
-def test_host_runs_a_band_split_roformer_like_python(host_binary, clip_wav, tmp_path):
-    """BS-RoFormer (plugin zoo_roformer, 4 stems, time_factor 1): the TorchScript file from `zoo export` gives, in
-    the C++ host, every stem equal to Python's chunked separation."""
-    torch.manual_seed(5)
-    model = zoo_core.load("bs-roformer-small", init=True).eval()
-    path = tmp_path / "bsr.ts.pt"
-    export_torchscript(model, zoo_core.get_entry("bs-roformer-small"), path, check_lengths=[2049, 20000])
+    model = zoo_core.load(name, init=True).eval()
+    path = tmp_path / f"{name}.ts.pt"
+    export_torchscript(model, zoo_core.get_entry(name), path, check_lengths=check_lengths)
     audio, _ = soundfile.read(clip_wav, dtype="float32", always_2d=True)
     artifact = SeparatorArtifact(model, *SeparationSettings().geometry(model))
     with torch.no_grad():
@@ -198,6 +174,22 @@ def test_host_runs_a_band_split_roformer_like_python(host_binary, clip_wav, tmp_
         written, _ = soundfile.read(tmp_path / "out" / f"{stem}.wav", dtype="float32", always_2d=True)
         difference = (torch.from_numpy(written.T.copy()) - expected[index]).abs().max().item()
         assert difference < TOLERANCE, f"{stem}: max abs difference {difference}"
+    return sorted(p.name for p in (tmp_path / "out").iterdir())
+
+
+@pytest.mark.slow
+def test_host_writes_every_stem_of_a_four_stem_v3_model(host_binary, clip_wav, tmp_path):
+    """TFC-TDF-UNet v3 (4 stems, the lowest 2048 bins kept): the TorchScript file from `zoo export` writes one WAV
+    per stem named in its metadata, each equal to Python's chunked separation."""
+    written = assert_host_equals_python(host_binary, "tfc-tdf-v3-small", [2049, 3079, 20000], clip_wav, tmp_path)
+    assert written == sorted(f"{stem}.wav" for stem in ["vocals", "bass", "drums", "other"])
+
+
+@pytest.mark.slow
+def test_host_runs_a_band_split_roformer_like_python(host_binary, clip_wav, tmp_path):
+    """BS-RoFormer (plugin zoo_roformer, 4 stems, time_factor 1): the TorchScript file from `zoo export` gives, in
+    the C++ host, every stem equal to Python's chunked separation."""
+    assert_host_equals_python(host_binary, "bs-roformer-small", [2049, 20000], clip_wav, tmp_path)
 
 
 # ------------------------------------------------------------------------------ zoo's units, one error line
