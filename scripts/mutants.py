@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = "tests/test_golden_ismir2020.py::test_imported_model_reproduces_the_authors_output"
 GOLDEN_OPTIMIZED = "tests/test_golden_ismir2020.py::test_optimized_model_reproduces_the_authors_output_in_float32"
 ROFORMER = "tests/test_roformer_fidelity.py::test_small_configurations_match_the_reference_output"
+ROFORMER_OPTIMIZED = "tests/test_roformer_fidelity.py::test_optimized_small_configurations_match_the_reference_output"
 MDX23C = "tests/test_mdx23c_fidelity.py::test_the_registry_model_matches_the_reference_output[tfc-tdf-v3-2stem]"
 OVERLAP_ADD = "tests/test_overlap_add.py"
 COMPLEMENT = "tests/test_overlap_add.py::test_separate_gives_the_blend_and_accompaniment_is_mixture_minus_vocals"
@@ -96,6 +97,14 @@ MUTANTS = [
            "keep[0] = 0.0", "keep[0] = 1.0",
            (f"{ROFORMER}[bs-roformer-small-float32]", f"{ROFORMER}[mel-band-roformer-small-float32]"),
            "the estimates keep the DC bin the reference filters out"),
+    Mutant("roformer-gate-gain-unfolded", "plugins/zoo_roformer/optimize.py",
+           "_gained(qkv, attention.norm), _gained(gates, attention.norm)", "_gained(qkv, attention.norm), gates.weight",
+           (f"{ROFORMER_OPTIMIZED}[process-bs-roformer-small]", f"{ROFORMER_OPTIMIZED}[onnx-mel-band-roformer-small]"),
+           "the inference rewrite folds the attention norm's gain into q, k, v but not into the gates"),
+    Mutant("roformer-complex-rotary-conjugate", "plugins/zoo_roformer/optimize.py",
+           "return [cos, sin, torch.complex(cos, sin)[:, None, :]]", "return [cos, sin, torch.complex(cos, -sin)[:, None, :]]",
+           (f"{ROFORMER_OPTIMIZED}[process-bs-roformer-small]", f"{ROFORMER_OPTIMIZED}[process-mel-band-roformer-small]"),
+           "the in-process rewrite rotates pairs the other way (q and k alike, so only relative signs change)"),
     # ---- framing
     Mutant("framing-cac-order", "zoo_core/framing.py",
            "torch.view_as_real(spec[:, :, :kept]).permute(0, 1, 4, 2, 3)",

@@ -28,6 +28,7 @@ import torch
 
 import zoo_core
 from zoo_core.audio import read_audio
+from zoo_core.inference import optimize
 from zoo_core.registry import architecture_for, build_model, get_entry
 from zoo_core.weights.convert import convert
 from zoo_roformer.convert import from_reference, to_reference
@@ -121,7 +122,10 @@ def test_other_rotary_frequencies_are_refused():
         from_reference(checkpoint)
 
 
-def separate_like_the_reference(name: str, dtype: str, clip_path: Path) -> tuple[torch.Tensor, np.ndarray, float]:
+def separate_like_the_reference(name: str, dtype: str, clip_path: Path, target: str = "") -> tuple[torch.Tensor,
+                                                                                                  np.ndarray, float]:
+    """svs-zoo's estimate of the fixture's samples, its expected value and peak; with ``target``, through
+    `zoo_core.inference.optimize(model, target=target)` (the network `zoo separate` or an exporter runs)."""
     spec = fixture(name)
     source = spec["audio"]
     mixture, rate = read_audio(clip_path.parent / source["file"], stream=source["stream"])
@@ -136,6 +140,8 @@ def separate_like_the_reference(name: str, dtype: str, clip_path: Path) -> tuple
     model = build_model(entry).eval()
     model.network.load_state_dict(converted.tensors, strict=True)
     model = model.to(getattr(torch, dtype))
+    if target:
+        model = optimize(model, target=target)
     with torch.inference_mode():
         estimate = model(mixture[None].to(getattr(torch, dtype)))[0]
     return estimate, expected, spec["output"]["peak"][dtype]
@@ -147,6 +153,16 @@ def test_small_configurations_match_the_reference_output(name, dtype, clip_path)
     estimate, expected, peak = separate_like_the_reference(name, dtype, clip_path)
     error = (estimate - torch.from_numpy(expected)).abs().max().item()
     assert error <= TOLERANCE[dtype] * peak, f"{name} {dtype}: max |ours - reference| = {error / peak:.3g} of peak"
+
+
+@pytest.mark.parametrize("target", ["process", "onnx"])
+@pytest.mark.parametrize("name", SMALL)
+def test_optimized_small_configurations_match_the_reference_output(name, target, clip_path):
+    """The folded inference rewrite (complex rotary in this process, real arithmetic for an export) against the
+    same float32 golden output."""
+    estimate, expected, peak = separate_like_the_reference(name, "float32", clip_path, target)
+    error = (estimate - torch.from_numpy(expected)).abs().max().item()
+    assert error <= TOLERANCE["float32"] * peak, f"{name} {target}: max |ours - reference| = {error / peak:.3g} of peak"
 
 
 @pytest.mark.slow

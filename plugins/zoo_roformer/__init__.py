@@ -20,6 +20,7 @@ from zoo_core.errors import ConfigError
 from . import bands as band_layout
 from .convert import LAYOUT, from_reference
 from .network import BandSplitRoformer
+from .optimize import optimize
 
 # the reference's default: 62 bands of 2 to 129 bins over the 1025 bins of a 2048-point STFT
 DEFAULT_FREQS_PER_BANDS = [2] * 24 + [4] * 12 + [12] * 8 + [24] * 8 + [48] * 8 + [128, 129]
@@ -115,16 +116,15 @@ def describe(network: BandSplitRoformer) -> dict:
     }
 
 
-
 @hookimpl
 def register_architectures(register):
     register(Architecture(
         "bs-roformer", build_bs_roformer, uses_blocks=False, describe=describe, convert=convert_checkpoint,
-        description="Lu et al. 2023: band-split RoFormer, consecutive bands, axial time/band transformers",
+        optimize=optimize, description="Lu et al. 2023: band-split RoFormer, consecutive bands, axial time/band transformers",
     ))
     register(Architecture(
         "mel-band-roformer", build_mel_band_roformer, uses_blocks=False, describe=describe,
-        convert=convert_checkpoint,
+        convert=convert_checkpoint, optimize=optimize,
         description="Wang et al. 2023: band-split RoFormer over overlapping mel bands, masks averaged",
     ))
 

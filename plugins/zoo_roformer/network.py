@@ -249,21 +249,29 @@ class BandSplitRoformer(nn.Module):
         self.register_buffer("keep_bins", keep, persistent=False)
 
     def forward(self, image: Tensor) -> Tensor:
-        batch, doubled, bins, frames = image.shape
-        channels = doubled // 2
-        # [B, (C, re/im), F, T] → [B, T, F, C, re/im]: the reference's (bin, channel, re/im) order per frame
-        spec = image.view(batch, channels, 2, bins, frames).permute(0, 4, 3, 1, 2)
-        if self.gathers:
-            features = spec.reshape(batch, frames, bins * channels, 2).index_select(2, self.positions)
-            features = features.reshape(batch, frames, -1)
-        else:
-            features = spec.reshape(batch, frames, bins * channels * 2)
+        spec, features = self.features(image)
         x = self.band_split(features)
-        time_cos, time_sin = rotary_tables(frames, self.inverse_frequencies, x.dtype)
+        time_cos, time_sin = rotary_tables(x.shape[1], self.inverse_frequencies, x.dtype)
         band_cos, band_sin = rotary_tables(x.shape[2], self.inverse_frequencies, x.dtype)
         for block in self.blocks:
             x = block(x, time_cos, time_sin, band_cos, band_sin)
-        x = self.final_norm(x)
+        return self.masked(self.final_norm(x), spec, image.shape[1])
+
+    def features(self, image: Tensor) -> List[Tensor]:
+        """The image as ``[B, T, bins, C, re/im]`` (the reference's (bin, channel, re/im) order per frame), and
+        every band's features, band after band, ``[B, T, sum(widths)]``."""
+        batch, doubled, bins, frames = image.shape
+        spec = image.view(batch, doubled // 2, 2, bins, frames).permute(0, 4, 3, 1, 2)
+        if self.gathers:
+            features = spec.reshape(batch, frames, bins * (doubled // 2), 2).index_select(2, self.positions)
+            features = features.reshape(batch, frames, -1)
+        else:
+            features = spec.reshape(batch, frames, bins * doubled)
+        return [spec, features]
+
+    def masked(self, x: Tensor, spec: Tensor, doubled: int) -> Tensor:
+        """Band features ``[B, T, bands, dim]`` → every stem's masked image ``[B, stems, 2C, bins, T]``."""
+        batch, frames, bins, channels = spec.shape[0], spec.shape[1], spec.shape[2], spec.shape[3]
         masks: List[Tensor] = []
         for estimator in self.mask_estimators:
             masks.append(estimator(x))
