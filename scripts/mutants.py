@@ -99,11 +99,11 @@ MUTANTS = [
            "the estimates keep the DC bin the reference filters out"),
     Mutant("roformer-gate-gain-unfolded", "plugins/zoo_roformer/optimize.py",
            "_gained(qkv, attention.norm), _gained(gates, attention.norm)", "_gained(qkv, attention.norm), gates.weight",
-           (f"{ROFORMER_OPTIMIZED}[process-bs-roformer-small]", f"{ROFORMER_OPTIMIZED}[onnx-mel-band-roformer-small]"),
+           (f"{ROFORMER_OPTIMIZED}[bs-roformer-small-process]", f"{ROFORMER_OPTIMIZED}[mel-band-roformer-small-onnx]"),
            "the inference rewrite folds the attention norm's gain into q, k, v but not into the gates"),
     Mutant("roformer-complex-rotary-conjugate", "plugins/zoo_roformer/optimize.py",
            "return [cos, sin, torch.complex(cos, sin)[:, None, :]]", "return [cos, sin, torch.complex(cos, -sin)[:, None, :]]",
-           (f"{ROFORMER_OPTIMIZED}[process-bs-roformer-small]", f"{ROFORMER_OPTIMIZED}[process-mel-band-roformer-small]"),
+           (f"{ROFORMER_OPTIMIZED}[bs-roformer-small-process]", f"{ROFORMER_OPTIMIZED}[mel-band-roformer-small-process]"),
            "the in-process rewrite rotates pairs the other way (q and k alike, so only relative signs change)"),
     # ---- framing
     Mutant("framing-cac-order", "zoo_core/framing.py",
