@@ -1,7 +1,7 @@
 """svs-zoo's band-split RoFormers against the reference implementation: time of one chunk, and max error.
 
-    python benchmarks/roformer_vs_reference.py --reference-repo DIR [--model bs-roformer-viperx] [--frames 101]
-        [--runs 5] [--threads 1] [--bf16]
+    python benchmarks/roformer_vs_reference.py --reference-repo DIR [--model bs-roformer-viperx] [--frames 801]
+        [--runs 3] [--threads 1] [--bf16] [--inductor] [--tune-allocator]
 
 ``DIR`` is a checkout of https://github.com/ZFTurbo/Music-Source-Separation-Training that you provide, in an
 environment that has its model dependencies (einops, beartype, rotary-embedding-torch, librosa for the Mel-Band
@@ -9,13 +9,18 @@ model; none of them is an svs-zoo dependency). ``models/bs_roformer/`` is import
 
 Both get the same weights (the reference's own initialisation, seeded, read by svs-zoo's importer) and the same
 input: ``--frames`` STFT frames (``hop * (frames - 1)`` samples; the registry's chunk is 801) of the MUSDB clip in
-``shared/audio`` (seeded noise if it is not there). The reference runs its ``forward`` (its STFT, network, mask,
+``shared/audio``, repeated to that length (seeded noise if it is not there). The reference runs its ``forward`` (its STFT, network, mask,
 inverse STFT); svs-zoo runs its registry model's forward (the zoo's STFT, the network, the zoo's inverse STFT):
-waveform to waveform on both sides, and the max difference of the outputs is printed (equal output). Timed:
-float32, ``torch.inference_mode()``, ``--threads`` threads, one warm-up each, then ``--runs`` rounds alternating
-the two; median and minimum reported, and their ratio. ``--bf16`` adds svs-zoo under CPU autocast to bfloat16
-(only worth it on CPUs with AVX512-BF16 or AMX; its error against float32 is printed, its SDR cost is not
-measured here).
+waveform to waveform on both sides, and the max difference of the outputs is printed (equal output). svs-zoo
+runs twice: as built (the trainable network) and through `zoo_core.inference.optimize` (its exact inference
+rewrite: what `zoo separate` runs). Timed: float32, ``torch.inference_mode()``, ``--threads`` threads, one
+warm-up each, then ``--runs`` rounds alternating all of them; median and minimum reported, and the ratios.
+``--bf16`` adds ``optimize(model, torch.bfloat16)`` (`zoo separate --precision bf16`; only worth it on CPUs
+with AVX512-BF16 or AMX; its error is printed here, its SDR cost is measured by `zoo eval --precision`, see
+docs/performance.md). ``--inductor`` adds the rewrite for an export compiled by Inductor (``torch.compile``
+with frozen weights: the code generator `zoo export --format aoti` uses; compiling takes minutes, untimed).
+``--tune-allocator`` applies `zoo_core.allocator.tune_allocator` (what the ``zoo`` command does) to the whole
+process, the reference included.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 import zoo_core  # noqa: E402
+from zoo_core.inference import optimize  # noqa: E402
 from zoo_core.registry import architecture_for, build_model, get_entry  # noqa: E402
 from zoo_core.weights.convert import convert  # noqa: E402
 
@@ -62,10 +68,13 @@ def reference_network(repo: Path, entry):
 
 
 def mixture(samples: int) -> torch.Tensor:
+    """``[1, 2, samples]``: the clip, repeated end to end when it is shorter (6.1 s; a chunk is 8 s), so both
+    sides see exactly ``samples`` samples and frame them alike."""
     if DEFAULT_CLIP.is_file():
         from zoo_core.audio import read_audio
 
         audio, _ = read_audio(DEFAULT_CLIP, stream=0)
+        audio = np.tile(audio, (1, -(-samples // audio.shape[1])))
         return torch.from_numpy(np.ascontiguousarray(audio[:, :samples]))[None]
     return 0.1 * torch.randn(1, 2, samples, generator=torch.Generator().manual_seed(0))
 
@@ -74,11 +83,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reference-repo", required=True, type=Path)
     parser.add_argument("--model", default="bs-roformer-viperx")
-    parser.add_argument("--frames", type=int, default=101)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--frames", type=int, default=801, help="STFT frames (default: the released chunk, 801)")
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--inductor", action="store_true")
+    parser.add_argument("--tune-allocator", action="store_true")
     args = parser.parse_args()
+    if args.tune_allocator:
+        from zoo_core.allocator import tune_allocator
+
+        tune_allocator()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -93,12 +108,18 @@ def main() -> None:
         out = reference(audio)
         return out if out.ndim == 4 else out[:, None]
 
-    variants = {"reference": run_reference, "svs-zoo": lambda: model(audio)}
+    fast = optimize(model)
+    variants = {"reference": run_reference, "svs-zoo as built": lambda: model(audio), "svs-zoo": lambda: fast(audio)}
     if args.bf16:
-        def bf16():
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return model(audio).float()
-        variants["svs-zoo bf16"] = bf16
+        fast_bf16 = optimize(model, torch.bfloat16)
+        variants["svs-zoo bf16"] = lambda: fast_bf16(audio)
+    if args.inductor:
+        import torch._inductor.config
+
+        torch._inductor.config.freezing = True  # weights as constants: oneDNN-packed matrix products
+        compiled = optimize(model, target="aoti")
+        compiled.network = torch.compile(compiled.network)
+        variants["svs-zoo inductor"] = lambda: compiled(audio)
     times = {name: [] for name in variants}
     outputs = {}
     with torch.inference_mode():
@@ -114,10 +135,13 @@ def main() -> None:
           f"torch {torch.__version__}, {args.runs} interleaved rounds")
     for name in variants:
         error = (outputs[name] - outputs["reference"]).abs().max().item()
-        print(f"  {name:14s} median {statistics.median(times[name]):7.3f} s  min {min(times[name]):7.3f} s  "
+        print(f"  {name:17s} median {statistics.median(times[name]):7.3f} s  min {min(times[name]):7.3f} s  "
               f"max |out - reference| {error:.2e} ({error / peak:.1e} of peak)")
-    ratio = statistics.median(times["reference"]) / statistics.median(times["svs-zoo"])
-    print(f"  speed-up (median reference / median svs-zoo): {ratio:.2f}x")
+    for name in variants:
+        if name != "reference":
+            by_median = statistics.median(times["reference"]) / statistics.median(times[name])
+            by_min = min(times["reference"]) / min(times[name])
+            print(f"  speed-up of {name} over the reference: {by_median:.2f}x by median, {by_min:.2f}x by minimum")
 
 
 if __name__ == "__main__":

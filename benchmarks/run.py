@@ -306,14 +306,17 @@ def machine() -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------- exports (parent)
-def export_forms(name: str, work: Path, with_aoti: bool, with_onnx: bool = True) -> dict[str, Path]:
+def export_forms(name: str, work: Path, with_aoti: bool, with_onnx: bool = True,
+                 with_torchscript: bool = True) -> dict[str, Path]:
     import zoo_core
     from zoo_core.export.torchscript import export_torchscript
 
     entry = zoo_core.get_entry(name)
-    files = {"torchscript": work / f"{name}.ts.pt"}
-    # the exporter applies zoo_core.inference.optimize itself
-    export_torchscript(build_model(name, "reference"), entry, files["torchscript"])
+    files: dict[str, Path] = {}
+    if with_torchscript:
+        files["torchscript"] = work / f"{name}.ts.pt"
+        # the exporter applies zoo_core.inference.optimize itself
+        export_torchscript(build_model(name, "reference"), entry, files["torchscript"])
     if with_aoti:
         from zoo_core.errors import ZooError
         from zoo_core.export.aoti import export_aoti
@@ -437,7 +440,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         for name in args.models:
             with_aoti = not args.skip_aoti and (not args.quick or name == "tdc-17")
             print(f"{name}: exporting", flush=True)
-            files = export_forms(name, work, with_aoti, not args.skip_onnx)
+            files = export_forms(name, work, with_aoti, not args.skip_onnx, not args.skip_torchscript)
             segment, overlap = geometry(build_model(name, "reference"))
             builds = args.builds or (BUILDS if not args.quick or name == "tfc-tdf-large" else ("reference", "optimized"))
             specs: dict[tuple[str, str, str], Any] = {
@@ -445,13 +448,14 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                                          "tune_allocator": build != "reference-malloc", **base}
                 for build in builds
             }
-            specs[(name, "torchscript", "optimized")] = {"kind": "torchscript", "path": str(files["torchscript"]),
-                                                         "segment": segment, "overlap": overlap, **base}
+            if "torchscript" in files:
+                specs[(name, "torchscript", "optimized")] = {"kind": "torchscript", "path": str(files["torchscript"]),
+                                                             "segment": segment, "overlap": overlap, **base}
             if "onnx" in files:  # the file holds optimize()'s exact rewrite in standard operations
                 specs[(name, "onnx", "optimized")] = {"kind": "onnx", "path": str(files["onnx"]), **base}
             if "aoti" in files:
                 specs[(name, "aoti", "optimized")] = {"kind": "aoti", "path": str(files["aoti"]), **base}
-            if HOST.exists() and (not args.quick or name == "tdc-17"):
+            if HOST.exists() and "torchscript" in files and (not args.quick or name == "tdc-17"):
                 specs[(name, "cpp", "optimized")] = HostRun(files["torchscript"], wav, work / "host-out", segment, overlap)
                 if "aoti" in files:
                     specs[(name, "cpp-aoti", "optimized")] = HostRun(files["aoti"], wav, work / "host-out", segment, overlap)
@@ -537,11 +541,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="input length (default 60, 10 with --quick)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--builds", nargs="+", choices=BUILDS, help="eager builds to time (default: all of them)")
-    for part in ("aoti", "onnx", "peers", "memory", "sdr"):
+    for part in ("torchscript", "aoti", "onnx", "peers", "memory", "sdr"):
         parser.add_argument(f"--skip-{part}", action="store_true")
+    parser.add_argument("--warmup", type=int, default=WARMUP_ROUNDS, help="warm-up rounds before the timed ones")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global WARMUP_ROUNDS
+    WARMUP_ROUNDS = args.warmup
     if args.worker:
         return worker(json.loads(args.worker))
     if args.memory_child:
