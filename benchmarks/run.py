@@ -532,6 +532,7 @@ def print_row(r: dict[str, Any]) -> None:
 
 
 def main() -> None:
+    global WARMUP_ROUNDS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="10-s input; bf16 and default malloc for tfc-tdf-large "
                         "only; AOTInductor, "
@@ -547,7 +548,6 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global WARMUP_ROUNDS
     WARMUP_ROUNDS = args.warmup
     if args.worker:
         return worker(json.loads(args.worker))
