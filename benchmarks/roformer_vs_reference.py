@@ -114,9 +114,9 @@ def main() -> None:
         fast_bf16 = optimize(model, torch.bfloat16)
         variants["svs-zoo bf16"] = lambda: fast_bf16(audio)
     if args.inductor:
-        import torch._inductor.config
+        from torch._inductor import config as inductor_config
 
-        torch._inductor.config.freezing = True  # weights as constants: oneDNN-packed matrix products
+        inductor_config.freezing = True  # weights as constants: oneDNN-packed matrix products
         compiled = optimize(model, target="aoti")
         compiled.network = torch.compile(compiled.network)
         variants["svs-zoo inductor"] = lambda: compiled(audio)

@@ -7,8 +7,9 @@ positions, gated attention), estimates one complex mask per stem and returns the
 (complex multiplication written out on the real channels, so no complex tensor is in any exported graph):
 ``[B, stems, 2C, bins, T]``. Mel bands overlap; a bin in several bands gets the average of their masks.
 
-Why it is faster than the reference at the same output: rotary tables once per call instead of twice per
-attention layer, one fused attention call, no einops copies, band indices and averaging tables built once.
+This is the trainable network, laid out as the reference is (its checkpoints map onto it name by name): rotary
+tables once per call instead of twice per attention layer, one fused attention call, no einops copies, band
+indices and averaging tables built once. Inference runs `optimize.py`'s exact rewrite of it.
 """
 
 from __future__ import annotations
