@@ -105,6 +105,11 @@ MUTANTS = [
            "return [cos, sin, torch.complex(cos, sin)[:, None, :]]", "return [cos, sin, torch.complex(cos, -sin)[:, None, :]]",
            (f"{ROFORMER_OPTIMIZED}[bs-roformer-small-process]", f"{ROFORMER_OPTIMIZED}[mel-band-roformer-small-process]"),
            "the in-process rewrite rotates pairs the other way (q and k alike, so only relative signs change)"),
+    Mutant("roformer-feedforward-last-block-dropped", "plugins/zoo_roformer/optimize.py",
+           "for start in range(0, tokens, self.rows):", "for start in range(0, tokens - self.rows, self.rows):",
+           ("tests/test_roformer_fidelity.py::test_released_configurations_match_the_reference_output_on_one_chunk"
+            "[bs-roformer-viperx-optimized]",),
+           "the blocked feed-forward skips the last, partial block of tokens"),
     # ---- framing
     Mutant("framing-cac-order", "zoo_core/framing.py",
            "torch.view_as_real(spec[:, :, :kept]).permute(0, 1, 4, 2, 3)",
