@@ -155,7 +155,7 @@ class FoldedRoformer(nn.Module):
         cos, sin = rotary_tables(length, self.network.inverse_frequencies, dtype)
         if self.complex_rotary:
             return [cos, sin, torch.complex(cos, sin)[:, None, :]]  # [length, heads (broadcast), dim_head / 2]
-        return [cos, sin, cos]
+        return [cos, sin, cos]  # real arithmetic: the third (complex) table is never read
 
     def forward(self, image: Tensor) -> Tensor:
         network = self.network
