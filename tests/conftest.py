@@ -45,6 +45,29 @@ def clip_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def golden_mixture(clip_path):
+    """``read(source)``: the samples a golden fixture's reference run separated (its JSON's ``audio`` table: file
+    beside the clip, stream, first samples), ``[2, N]`` float32; their SHA-256 must be the recorded one, or a
+    comparison with the fixture would mean nothing."""
+    import hashlib
+
+    import numpy as np
+    import torch
+
+    from zoo_core.audio import read_audio
+
+    def read(source: dict):
+        mixture, rate = read_audio(clip_path.parent / source["file"], stream=source["stream"])
+        assert rate == source["sample_rate"]
+        mixture = torch.from_numpy(np.ascontiguousarray(mixture[:, : source["first_samples"]]))
+        digest = hashlib.sha256(mixture.numpy().tobytes()).hexdigest()
+        assert digest == source["sha256_float32"], "the decoded clip differs from the one the fixture was made from"
+        return mixture
+
+    return read
+
+
+@pytest.fixture(scope="session")
 def state_dict_reference() -> Path:
     return _require(STATE_DICT_REFERENCE)
 

@@ -16,7 +16,6 @@ scripts/mutants.py) or a tanh-approximated GELU are off by far more than it (fig
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import zlib
@@ -27,7 +26,6 @@ import pytest
 import torch
 
 import zoo_core
-from zoo_core.audio import read_audio
 from zoo_core.inference import optimize
 from zoo_core.registry import architecture_for, build_model, get_entry
 from zoo_core.weights.convert import convert
@@ -123,17 +121,12 @@ def test_other_rotary_frequencies_are_refused():
         from_reference(checkpoint)
 
 
-def separate_like_the_reference(name: str, dtype: str, clip_path: Path, target: str = "") -> tuple[torch.Tensor,
+def separate_like_the_reference(name: str, dtype: str, golden_mixture, target: str = "") -> tuple[torch.Tensor,
                                                                                                   np.ndarray, float]:
     """svs-zoo's estimate of the fixture's samples, its expected value and peak; with ``target``, through
     `zoo_core.inference.optimize(model, target=target)` (the network `zoo separate` or an exporter runs)."""
     spec = fixture(name)
-    source = spec["audio"]
-    mixture, rate = read_audio(clip_path.parent / source["file"], stream=source["stream"])
-    assert rate == source["sample_rate"]
-    mixture = torch.from_numpy(np.ascontiguousarray(mixture[:, : source["first_samples"]]))
-    digest = hashlib.sha256(mixture.numpy().tobytes()).hexdigest()
-    assert digest == source["sha256_float32"], "the decoded clip differs from the one the fixture was made from"
+    mixture = golden_mixture(spec["audio"])
     expected = np.load(FIXTURES / f"{name}.npz")[dtype]
     assert list(expected.shape) == spec["output"]["shape"]
     entry = get_entry(name)
@@ -150,18 +143,18 @@ def separate_like_the_reference(name: str, dtype: str, clip_path: Path, target: 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", SMALL)
-def test_small_configurations_match_the_reference_output(name, dtype, clip_path):
-    estimate, expected, peak = separate_like_the_reference(name, dtype, clip_path)
+def test_small_configurations_match_the_reference_output(name, dtype, golden_mixture):
+    estimate, expected, peak = separate_like_the_reference(name, dtype, golden_mixture)
     error = (estimate - torch.from_numpy(expected)).abs().max().item()
     assert error <= TOLERANCE[dtype] * peak, f"{name} {dtype}: max |ours - reference| = {error / peak:.3g} of peak"
 
 
 @pytest.mark.parametrize("target", ["process", "onnx"])
 @pytest.mark.parametrize("name", SMALL)
-def test_optimized_small_configurations_match_the_reference_output(name, target, clip_path):
+def test_optimized_small_configurations_match_the_reference_output(name, target, golden_mixture):
     """The folded inference rewrite (complex rotary in this process, real arithmetic for an export) against the
     same float32 golden output."""
-    estimate, expected, peak = separate_like_the_reference(name, "float32", clip_path, target)
+    estimate, expected, peak = separate_like_the_reference(name, "float32", golden_mixture, target)
     error = (estimate - torch.from_numpy(expected)).abs().max().item()
     assert error <= TOLERANCE["float32"] * peak, f"{name} {target}: max |ours - reference| = {error / peak:.3g} of peak"
 
@@ -169,10 +162,10 @@ def test_optimized_small_configurations_match_the_reference_output(name, target,
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["", "process"], ids=["as-built", "optimized"])
 @pytest.mark.parametrize("name", FULL)
-def test_released_configurations_match_the_reference_output_on_one_chunk(name, target, clip_path):
+def test_released_configurations_match_the_reference_output_on_one_chunk(name, target, golden_mixture):
     """viperx's and Kimberley Jensen's full networks (160M, 228M parameters) on 24 frames, float32, as built and
     through the inference rewrite `zoo separate` runs."""
-    estimate, expected, peak = separate_like_the_reference(name, "float32", clip_path, target)
+    estimate, expected, peak = separate_like_the_reference(name, "float32", golden_mixture, target)
     error = (estimate - torch.from_numpy(expected)).abs().max().item()
     assert error <= TOLERANCE["float32"] * peak, f"{name}: max |ours - reference| = {error / peak:.3g} of peak"
 
